@@ -1,0 +1,26 @@
+// Learning-rate schedules (DESIGN §5), as in the paper's public code:
+// a linear warm-up from 0 over warmup_steps, then
+//   constant:            lr
+//   linear:              lr * (1 - progress)
+//   cosine:              lr * 0.5 (1 + cos(pi progress))
+//   cosine_with_min_lr:  lr * (m + (1 - m) 0.5 (1 + cos(pi progress))),  m = min_lr_ratio
+// progress = (step - warmup) / (num_training_steps - warmup), clamped to [0, 1].
+#pragma once
+#include <string>
+
+namespace switchlora {
+
+struct LrSchedule {
+  std::string scheduler = "cosine";   // constant | linear | cosine | cosine_with_min_lr
+  float lr = 1e-3f;
+  int warmup_steps = 0;
+  int num_training_steps = 1;
+  float min_lr_ratio = 0.1f;
+};
+
+// Throws switchlora::Error naming --scheduler for an unknown name.
+void validate_schedule(const LrSchedule& s);
+// Learning rate for optimizer step `step` (0-based).
+float lr_at(const LrSchedule& s, int step);
+
+}  // namespace switchlora
