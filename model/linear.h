@@ -1,0 +1,32 @@
+// A linear layer without bias, full-rank or with a LoRA adapter (DESIGN §4):
+//
+//   full-rank:  y = x W^T                      W (out, in) trainable
+//   LoRA:       y = x W^T + s (x A^T) B^T      W frozen, A (r, in), B (out, r)
+//               s = lora_alpha / r
+//
+// SwitchLoRA is LoRA whose A rows and B columns are swapped with candidate
+// vectors from time to time; the swapping lives in model/switchlora.h.
+#pragma once
+#include "model/params.h"
+
+namespace switchlora {
+
+struct Linear {
+  std::string name;  // HF module name, e.g. "model.layers.0.self_attn.q_proj"
+  int in = 0, out = 0;
+  int r = 0;         // LoRA rank; 0 means a plain full-rank layer
+  float s = 0.0f;    // lora_alpha / r
+  Param* W = nullptr;
+  Param* A = nullptr;  // (r, in), nullptr when r == 0
+  Param* B = nullptr;  // (out, r)
+};
+
+// y (N, out) = x W^T [+ s xa B^T];  xa (N, r) = x A^T is saved for backward.
+void linear_layer_forward(const Linear& l, float* y, float* xa, const float* x, int N);
+
+// dx (N, in) += dy W [+ s (dy B) A];  dW += dy^T x when W is trainable;
+// dB += s dy^T xa;  dA += s (dy B)^T x.   dxa: (N, r) scratch.
+void linear_layer_backward(const Linear& l, float* dx, float* dxa, const float* dy,
+                           const float* x, const float* xa, int N);
+
+}  // namespace switchlora

@@ -1,0 +1,57 @@
+#include "model/params.h"
+
+#include "engine/error.h"
+
+namespace switchlora {
+
+int ParamStore::add(const std::string& name, int rows, int cols, bool is_trainable,
+                    StepCounter counter) {
+  SL_CHECK(trainable.empty() && frozen.empty(), "ParamStore::add after allocate");
+  Param p;
+  p.name = name;
+  p.rows = rows;
+  p.cols = cols;
+  p.trainable = is_trainable;
+  p.counter = counter;
+  params.push_back(p);
+  return (int)params.size() - 1;
+}
+
+void ParamStore::allocate() {
+  size_t n_train = 0, n_frozen = 0;
+  for (Param& p : params) {
+    size_t& next = p.trainable ? n_train : n_frozen;
+    p.offset = next;
+    next += p.numel();
+  }
+  trainable.assign(n_train, 0.0f);
+  trainable_grad.assign(n_train, 0.0f);
+  frozen.assign(n_frozen, 0.0f);
+  for (Param& p : params) {
+    p.data = (p.trainable ? trainable.data() : frozen.data()) + p.offset;
+    p.grad = p.trainable ? trainable_grad.data() + p.offset : nullptr;
+  }
+}
+
+Param* ParamStore::find(const std::string& name) {
+  for (Param& p : params)
+    if (p.name == name) return &p;
+  return nullptr;
+}
+
+std::vector<OptimParam> ParamStore::optim_params() const {
+  std::vector<OptimParam> out;
+  for (const Param& p : params) {
+    if (!p.trainable) continue;
+    OptimParam o;
+    o.name = p.name;
+    o.offset = p.offset;
+    o.rows = p.rows;
+    o.cols = p.cols;
+    o.counter = p.counter;
+    out.push_back(o);
+  }
+  return out;
+}
+
+}  // namespace switchlora

@@ -1,0 +1,47 @@
+// Parameters, carved out of a few big buffers (llm.c's one-buffer layout).
+//
+// Trainable parameters (full-rank weights, or LoRA adapters plus embeddings,
+// lm_head and norms) live contiguously in `trainable`, their gradients in
+// `trainable_grad` with the same layout: one all-reduce and one optimizer step
+// cover exactly them. Frozen weights (LoRA's W) live in `frozen` and have no
+// gradient. SwitchLoRA's candidate pools live elsewhere (model/switchlora.h).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "optim/adamw.h"
+
+namespace switchlora {
+
+struct Param {
+  std::string name;        // HF LlamaForCausalLM name, e.g. "lm_head.weight"
+  int rows = 1, cols = 1;  // (rows, cols) row-major; 1-D tensors have rows = 1
+  bool trainable = true;
+  StepCounter counter = StepCounter::kPerTensor;  // per row of A, per column of B
+  size_t offset = 0;       // in floats, into its buffer
+  float* data = nullptr;
+  float* grad = nullptr;   // nullptr when frozen
+  size_t numel() const { return (size_t)rows * cols; }
+};
+
+struct ParamStore {
+  std::vector<Param> params;
+  std::vector<float> trainable, trainable_grad, frozen;
+
+  // Planning: returns the index of the new parameter. Call allocate() once
+  // after the last add(); the Param pointers are stable from then on.
+  int add(const std::string& name, int rows, int cols, bool trainable,
+          StepCounter counter = StepCounter::kPerTensor);
+  void allocate();
+
+  Param& operator[](int i) { return params[i]; }
+  const Param& operator[](int i) const { return params[i]; }
+  Param* find(const std::string& name);
+  size_t num_trainable() const { return trainable.size(); }
+  size_t num_frozen() const { return frozen.size(); }
+  // What the optimizer needs to know about the trainable buffer.
+  std::vector<OptimParam> optim_params() const;
+};
+
+}  // namespace switchlora
