@@ -1,0 +1,105 @@
+#include "model/checkpoint.h"
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+
+#include "engine/error.h"
+
+namespace switchlora {
+
+namespace {
+
+const char kMagic[8] = {'S', 'L', 'C', 'K', 'P', 'T', 0, 0};
+const uint32_t kVersion = 1;
+
+uint64_t fnv1a(const std::vector<char>& b, uint64_t h) {
+  for (char c : b) h = (h ^ (uint8_t)c) * 0x100000001B3ull;
+  return h;
+}
+
+}  // namespace
+
+const std::vector<char>& Checkpoint::blob(const std::string& name, const std::string& path) const {
+  auto it = blobs.find(name);
+  if (it == blobs.end()) throw Error(path + ": checkpoint has no \"" + name + "\" section");
+  return it->second;
+}
+
+void Checkpoint::check_size(const std::string& name, size_t got, size_t want, const std::string& path) {
+  if (got != want)
+    throw Error(path + ": checkpoint section \"" + name + "\" has " + std::to_string(got) +
+                " bytes, this model expects " + std::to_string(want) +
+                " (different config or method?)");
+}
+
+void write_file_atomic(const std::string& path, const std::string& bytes) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) throw Error(tmp + ": cannot open for writing");
+    f.write(bytes.data(), (std::streamsize)bytes.size());
+    f.flush();
+    if (!f) throw Error(tmp + ": write failed (disk full?)");
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    throw Error(path + ": cannot rename " + tmp + " into place");
+}
+
+void save_checkpoint(const std::string& path, const Checkpoint& ck) {
+  nlohmann::json header = {{"meta", ck.meta}, {"blobs", nlohmann::json::array()}};
+  uint64_t offset = 0, hash = 0xCBF29CE484222325ull;
+  for (const auto& [name, b] : ck.blobs) {
+    header["blobs"].push_back({{"name", name}, {"bytes", b.size()}, {"offset", offset}});
+    offset += b.size();
+    hash = fnv1a(b, hash);
+  }
+  header["fnv1a"] = hash;
+  const std::string h = header.dump();
+  std::string out(kMagic, 8);
+  const uint32_t v[2] = {kVersion, 0};
+  const uint64_t hlen = h.size();
+  out.append(reinterpret_cast<const char*>(v), 8);
+  out.append(reinterpret_cast<const char*>(&hlen), 8);
+  out += h;
+  for (const auto& [name, b] : ck.blobs) out.append(b.data(), b.size());
+  write_file_atomic(path, out);
+}
+
+Checkpoint load_checkpoint(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Error(path + ": cannot open checkpoint");
+  char magic[8];
+  uint32_t v[2];
+  uint64_t hlen = 0;
+  f.read(magic, 8);
+  f.read(reinterpret_cast<char*>(v), 8);
+  f.read(reinterpret_cast<char*>(&hlen), 8);
+  if (!f || std::memcmp(magic, kMagic, 8) != 0) throw Error(path + ": not a switchlora checkpoint (bad magic)");
+  if (v[0] != kVersion)
+    throw Error(path + ": checkpoint version " + std::to_string(v[0]) + ", expected " + std::to_string(kVersion));
+  if (hlen > (1ull << 32)) throw Error(path + ": corrupt checkpoint header length");
+  std::string h(hlen, '\0');
+  f.read(h.data(), (std::streamsize)hlen);
+  if (!f) throw Error(path + ": truncated checkpoint header");
+  nlohmann::json header;
+  try {
+    header = nlohmann::json::parse(h);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(path + ": corrupt checkpoint header: " + e.what());
+  }
+  Checkpoint ck;
+  ck.meta = header["meta"];
+  uint64_t hash = 0xCBF29CE484222325ull;
+  for (const auto& b : header["blobs"]) {
+    std::vector<char>& data = ck.blobs[b["name"].get<std::string>()];
+    data.resize(b["bytes"].get<uint64_t>());
+    f.read(data.data(), (std::streamsize)data.size());
+    if (!f) throw Error(path + ": truncated checkpoint (section \"" + b["name"].get<std::string>() + "\")");
+    hash = fnv1a(data, hash);
+  }
+  if (hash != header["fnv1a"].get<uint64_t>()) throw Error(path + ": checkpoint checksum mismatch (corrupt file)");
+  return ck;
+}
+
+}  // namespace switchlora

@@ -1,0 +1,48 @@
+// Checkpoint files: a JSON header and named binary blobs, written atomically.
+//
+//   "SLCKPT\0\0" (8 bytes) | uint32 version = 1 | uint32 0 | uint64 header bytes
+//   header: JSON {"meta": {...}, "blobs": [{"name", "bytes", "offset"}...], "fnv1a": ...}
+//   blob bytes, back to back
+//
+// The trainer decides what goes in (model, optimizer, SwitchLoRA state, step,
+// data position); this file only knows how to store it safely. A checksum of
+// every blob catches truncated or corrupted files.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace switchlora {
+
+struct Checkpoint {
+  nlohmann::json meta = nlohmann::json::object();
+  std::map<std::string, std::vector<char>> blobs;
+
+  template <class T>
+  void put(const std::string& name, const std::vector<T>& v) {
+    const char* p = reinterpret_cast<const char*>(v.data());
+    blobs[name].assign(p, p + v.size() * sizeof(T));
+  }
+  // Copies blob `name` into v, which must already have the right size.
+  template <class T>
+  void get(const std::string& name, std::vector<T>& v, const std::string& path) const {
+    const std::vector<char>& b = blob(name, path);
+    check_size(name, b.size(), v.size() * sizeof(T), path);
+    std::copy(b.begin(), b.end(), reinterpret_cast<char*>(v.data()));
+  }
+  const std::vector<char>& blob(const std::string& name, const std::string& path) const;
+  static void check_size(const std::string& name, size_t got, size_t want, const std::string& path);
+};
+
+// Writes `path.tmp`, flushes, then renames over `path`: a crash never leaves a
+// half-written checkpoint under the real name.
+void save_checkpoint(const std::string& path, const Checkpoint& ck);
+Checkpoint load_checkpoint(const std::string& path);
+
+// Writes `bytes` to path atomically (temporary file, then rename).
+void write_file_atomic(const std::string& path, const std::string& bytes);
+
+}  // namespace switchlora

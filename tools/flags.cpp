@@ -1,0 +1,113 @@
+#include "tools/flags.h"
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "engine/error.h"
+
+namespace switchlora {
+
+Flags::Flags(int argc, char** argv, std::string command, std::string summary)
+    : command_(std::move(command)), summary_(std::move(summary)) {
+  for (int i = 0; i < argc; i++) {
+    std::string a = argv[i];
+    if (a == "--help" || a == "-h") help_ = true;
+    else args_.push_back(a);
+  }
+  used_.assign(args_.size(), false);
+}
+
+bool Flags::has(const std::string& name) const {
+  for (const std::string& a : args_)
+    if (a == "--" + name || a.rfind("--" + name + "=", 0) == 0) return true;
+  return false;
+}
+
+// The value of --name (marking its tokens used); the last one given wins.
+std::optional<std::string> Flags::find_value(const std::string& name) {
+  const std::string key = "--" + name;
+  std::optional<std::string> found;
+  for (size_t i = 0; i < args_.size(); i++) {
+    if (args_[i].rfind(key + "=", 0) == 0) {
+      used_[i] = true;
+      found = args_[i].substr(key.size() + 1);
+    } else if (args_[i] == key) {
+      if (i + 1 >= args_.size())
+        throw Error("flag " + key + " needs a value (see switchlora " + command_ + " --help)");
+      used_[i] = used_[i + 1] = true;
+      found = args_[++i];
+    }
+  }
+  return found;
+}
+
+void Flags::describe(const std::string& name, const std::string& value, const std::string& help) {
+  char line[512];
+  std::snprintf(line, sizeof line, "  --%-28s %s", (name + (value.empty() ? "" : " " + value)).c_str(),
+                help.c_str());
+  help_lines_.push_back(line);
+}
+
+std::string Flags::get_string(const std::string& name, const std::string& fallback, const std::string& help) {
+  describe(name, "S", help + (fallback.empty() ? "" : " [" + fallback + "]"));
+  const std::optional<std::string> v = find_value(name);
+  return v ? *v : fallback;
+}
+
+int Flags::get_int(const std::string& name, int fallback, const std::string& help) {
+  describe(name, "N", help + " [" + std::to_string(fallback) + "]");
+  const std::optional<std::string> v = find_value(name);
+  if (!v) return fallback;
+  char* end = nullptr;
+  long x = std::strtol(v->c_str(), &end, 10);
+  if (v->empty() || *end != '\0' || x < -2147483647L || x > 2147483647L)
+    throw Error("flag --" + name + " expects an integer, got \"" + *v + "\"");
+  return (int)x;
+}
+
+float Flags::get_float(const std::string& name, float fallback, const std::string& help) {
+  char def[64];
+  std::snprintf(def, sizeof def, "%g", fallback);
+  describe(name, "X", help + " [" + def + "]");
+  const std::optional<std::string> v = find_value(name);
+  if (!v) return fallback;
+  char* end = nullptr;
+  float x = std::strtof(v->c_str(), &end);
+  if (v->empty() || *end != '\0')
+    throw Error("flag --" + name + " expects a number, got \"" + *v + "\"");
+  return x;
+}
+
+bool Flags::get_bool(const std::string& name, const std::string& help) {
+  describe(name, "", help);
+  const std::string key = "--" + name;
+  bool value = false;
+  for (size_t i = 0; i < args_.size(); i++) {
+    if (args_[i] == key) {
+      used_[i] = true;
+      value = true;
+    } else if (args_[i].rfind(key + "=", 0) == 0) {
+      used_[i] = true;
+      const std::string v = args_[i].substr(key.size() + 1);
+      if (v == "true" || v == "1") value = true;
+      else if (v == "false" || v == "0") value = false;
+      else throw Error("flag " + key + " expects true or false, got \"" + v + "\"");
+    }
+  }
+  return value;
+}
+
+bool Flags::finish() {
+  if (help_) {
+    std::printf("usage: switchlora %s [flags]\n%s\n\nflags:\n", command_.c_str(), summary_.c_str());
+    for (const std::string& l : help_lines_) std::printf("%s\n", l.c_str());
+    return true;
+  }
+  for (size_t i = 0; i < args_.size(); i++)
+    if (!used_[i])
+      throw Error("unknown argument \"" + args_[i] + "\" for 'switchlora " + command_ +
+                  "' (see switchlora " + command_ + " --help)");
+  return false;
+}
+
+}  // namespace switchlora

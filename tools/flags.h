@@ -1,0 +1,45 @@
+// A tiny command-line parser. Each getter both reads a flag and registers it
+// with its help text, so `--help` lists exactly the flags a command reads.
+//
+//   Flags f(argc, argv, "train", "Pre-train a LLaMA model.");
+//   float lr = f.get_float("lr", 1e-3f, "peak learning rate");
+//   bool lora = f.get_bool("use_lora", "train LoRA adapters");
+//   if (f.finish()) return 0;   // printed --help; else throws on unknown flags
+//
+// Values are written `--name value` or `--name=value`; boolean flags take no
+// value (`--use_lora`) or an explicit `--use_lora=false`.
+#pragma once
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace switchlora {
+
+class Flags {
+ public:
+  Flags(int argc, char** argv, std::string command, std::string summary);
+
+  std::string get_string(const std::string& name, const std::string& fallback, const std::string& help);
+  int get_int(const std::string& name, int fallback, const std::string& help);
+  float get_float(const std::string& name, float fallback, const std::string& help);
+  bool get_bool(const std::string& name, const std::string& help);
+  bool has(const std::string& name) const;  // given on the command line?
+
+  // Prints the help and returns true when --help was given; otherwise throws
+  // switchlora::Error for any argument no getter consumed.
+  bool finish();
+  // The arguments as given, for checkpoints and logs.
+  std::vector<std::string> args() const { return args_; }
+
+ private:
+  std::optional<std::string> find_value(const std::string& name);
+  void describe(const std::string& name, const std::string& value, const std::string& help);
+
+  std::string command_, summary_;
+  std::vector<std::string> args_;
+  std::vector<bool> used_;
+  std::vector<std::string> help_lines_;
+  bool help_ = false;
+};
+
+}  // namespace switchlora
