@@ -1,0 +1,101 @@
+// SwitchLoRA (Zhou, Wang, Xu, arXiv 2406.06564), as DESIGN §4 describes the
+// authors' public implementation. LoRA's A rows and B columns are swapped,
+// a few at a time, with vectors from per-layer candidate pools, so that over
+// training the adapters sweep many directions and W absorbs what they learnt:
+//
+//   switch row i of A to candidate c:     W += s B[:, i] (A[i, :] - c)
+//   switch column j of B to candidate c:  W += s (B[:, j] - c) A[j, :]
+//
+// Either switch leaves W + s B A, and so the model's output, unchanged. The
+// counterpart vector (B's column i, resp. A's row j) is frozen for
+// adam_warm_step optimizer steps and its Adam state is reset.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "model/llama.h"
+#include "optim/adamw.h"
+
+namespace switchlora {
+
+struct SwitchOptions {
+  int switch_lora_interval = 40;
+  float switch_lora_descent_rate = 0.1f;  // D = descent_rate * num_training_steps
+  int adam_warm_step = 5;
+  std::string switch_descend_type = "exponential";  // exponential | Z
+  bool fix_switch_lora_interval = false;
+  bool discontinuous_switch = false;
+  bool remain_switch_state = false;       // keep the counterpart's moments
+  bool remain_switch_step_state = false;  // keep the counterpart's step counter
+  int num_training_steps = 1;
+  uint64_t seed = 0;
+};
+
+// Throws switchlora::Error naming the flag for a bad option.
+void validate_switch_options(const SwitchOptions& o);
+
+// Per adapted layer: candidate pools and who holds what.
+struct SwitchLayer {
+  Linear* lin = nullptr;
+  int pool = 0;                      // P = min(out, in) candidates per pool
+  float* cand_A = nullptr;           // (P, in)  rows for A
+  float* cand_B = nullptr;           // (P, out) columns for B, stored as rows
+  std::vector<int> held_A, held_B;   // (r) candidate slot each A row / B column came from
+  int cursor_A = 0, cursor_B = 0;    // continuous mode: next slot to switch
+  std::vector<int> frozen_A, frozen_B;  // (r) optimizer steps each vector stays frozen
+  std::vector<uint8_t> mask_A, mask_B;  // (r) frozen_X > 0, read by the optimizer
+  int optim_A = -1, optim_B = -1;    // indices of A and B among the optimizer's params
+};
+
+class SwitchLora {
+ public:
+  // Builds the candidate pools (own buffer), puts A = the last r candidates
+  // and B = the same list rotated by r/2, and sets W = W0 - s B A.
+  SwitchLora(Llama& model, const SwitchOptions& opts);
+
+  // Points the optimizer's A/B entries at the frozen masks; call once with
+  // the OptimParams before building the AdamW.
+  void attach(std::vector<OptimParam>& params);
+
+  // rate(t) and interval(t) = switch_lora_interval / rate(t)  (t 0-based).
+  double rate(int t) const;
+  double interval(int t) const;
+  // The number of vectors a layer should switch at step t, before the cap:
+  // r / interval(t) with the fractional part rounded up with that probability,
+  // drawn from (seed, t, layer).
+  int planned_switches(int t, int layer) const;
+
+  // Step t's switching (after clipping, before the optimizer): A then B for
+  // every layer, counterparts frozen and their Adam state reset in opt.
+  // Returns the number of vectors switched (A rows + B columns, all layers).
+  int switch_step(int t, AdamW& opt);
+  // Zero the gradients of frozen vectors (the optimizer also skips them).
+  void zero_frozen_grads();
+  // One optimizer step has passed: frozen counts go down by one.
+  void end_step();
+
+  size_t num_candidates() const { return candidates_.size(); }
+  std::vector<SwitchLayer>& layers() { return layers_; }
+
+  // Checkpoint: candidates as a blob, the rest as JSON.
+  const std::vector<float>& candidates() const { return candidates_; }
+  std::vector<float>& candidates() { return candidates_; }
+  nlohmann::json state() const;
+  void set_state(const nlohmann::json& j);
+
+ private:
+  void switch_A(SwitchLayer& L, int slot, int cand, AdamW& opt);
+  void switch_B(SwitchLayer& L, int slot, int cand, AdamW& opt);
+  int draw_candidate(const SwitchLayer& L, const std::vector<int>& held, int slot,
+                     uint64_t key) const;
+  void refresh_masks(SwitchLayer& L);
+
+  SwitchOptions opts_;
+  std::vector<float> candidates_;  // every pool, one buffer (never all-reduced)
+  std::vector<SwitchLayer> layers_;
+};
+
+}  // namespace switchlora

@@ -1,0 +1,54 @@
+// switchlora bench: time full training steps (forward, backward, clip,
+// switch, optimizer) on random tokens, and print one JSON line last:
+//   {"tokens_per_s": ..., "step_ms": ..., "gflops": ...}
+// Model FLOPs per token = 6 N_matmul + 12 L T C (forward + backward; the
+// PaLM / llm.c convention): N_matmul counts every weight matrix including
+// lm_head, as if full rank, so methods compare on equal terms.
+#include <chrono>
+#include <cstdio>
+
+#include "engine/error.h"
+#include "engine/rng.h"
+#include "tools/commands.h"
+#include "tools/flags.h"
+#include "tools/trainer.h"
+
+namespace switchlora {
+
+int cmd_bench(int argc, char** argv) {
+  Flags f(argc, argv, "bench", "Time training steps on random tokens; prints a JSON line last.");
+  const int steps = f.get_int("steps", 10, "timed steps");
+  const int warmup = f.get_int("warmup", 2, "untimed steps first");
+  TrainOptions o = parse_train_flags(f);
+  if (f.finish()) return 0;
+  if (o.model_config.empty()) throw Error("--model_config is required");
+  if (steps <= 0) throw Error("--steps must be > 0");
+  LlamaConfig config = load_config(o.model_config);
+  config.vocab_size = o.vocab_size > 0 ? o.vocab_size : 8192;
+  if (o.total_batch_size == 0) o.total_batch_size = o.batch_size;
+  o.num_training_steps = o.sw.num_training_steps = steps + warmup;
+  SingleProcess comm;
+  Trainer trainer(o, config, comm);
+  const int V = config.vocab_size;
+  Rng rng{(uint64_t)o.seed, kStreamBench, 0};
+  auto random_batch = [&](int32_t* in, int32_t* tg) {
+    for (int i = 0; i < o.batch_size * o.max_length; i++) {
+      in[i] = (int32_t)rng.below(V);
+      tg[i] = (int32_t)rng.below(V);
+    }
+  };
+  for (int i = 0; i < warmup; i++) trainer.train_step(random_batch);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < steps; i++) trainer.train_step(random_batch);
+  const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  const double C = config.hidden_size, I = config.intermediate_size, L = config.num_hidden_layers;
+  const double n_matmul = L * (4 * C * C + 3 * C * I) + (double)V * C;
+  const double flops_per_token = 6 * n_matmul + 12 * L * o.max_length * C;
+  const double tokens = (double)steps * o.total_batch_size * o.max_length;
+  std::printf("{\"tokens_per_s\": %.1f, \"step_ms\": %.2f, \"gflops\": %.2f}\n", tokens / sec,
+              1000 * sec / steps, flops_per_token * tokens / sec / 1e9);
+  return 0;
+}
+
+}  // namespace switchlora

@@ -1,0 +1,70 @@
+// switchlora sample: generate text from a checkpoint.
+//
+// Each new token reruns the model over the whole context (no KV cache): the
+// engine is built for training, and at these model sizes this is fast enough.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "data/tokenizer.h"
+#include "engine/error.h"
+#include "engine/rng.h"
+#include "tools/commands.h"
+#include "tools/flags.h"
+#include "tools/trainer.h"
+
+namespace switchlora {
+
+// Draws a token from logits (V) at `temperature`, among the top_k largest
+// (top_k <= 0: all). temperature 0 is greedy.
+int32_t sample_token(const float* logits, int V, float temperature, int top_k, Rng& rng) {
+  std::vector<int32_t> ids(V);
+  for (int i = 0; i < V; i++) ids[i] = i;
+  const int k = top_k > 0 ? std::min(top_k, V) : V;
+  std::partial_sort(ids.begin(), ids.begin() + k, ids.end(),
+                    [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
+  if (temperature <= 0) return ids[0];
+  std::vector<double> p(k);
+  double sum = 0;
+  for (int i = 0; i < k; i++) sum += p[i] = std::exp((logits[ids[i]] - logits[ids[0]]) / temperature);
+  double u = rng.uniform() * sum;
+  for (int i = 0; i < k; i++)
+    if ((u -= p[i]) <= 0) return ids[i];
+  return ids[k - 1];
+}
+
+int cmd_sample(int argc, char** argv) {
+  Flags f(argc, argv, "sample", "Generate text from a checkpoint.");
+  const std::string path = f.get_string("checkpoint", "", "checkpoint file (SAVE_DIR/checkpoint.bin)");
+  std::string data = f.get_string("data", "", "directory with the tokenizer; default: the run's --data");
+  const std::string prompt = f.get_string("prompt", "The", "text to continue");
+  const int max_new = f.get_int("max_new_tokens", 100, "tokens to generate");
+  const float temperature = f.get_float("temperature", 0.8f, "softmax temperature; 0 = greedy");
+  const int top_k = f.get_int("top_k", 40, "sample among the k most likely tokens; 0 = all");
+  const int seed = f.get_int("seed", 0, "sampling seed");
+  if (f.finish()) return 0;
+  if (path.empty()) throw Error("--checkpoint is required");
+  std::string trained_on;
+  auto model = load_model(path, &trained_on);
+  if (data.empty()) data = trained_on;
+  const Tokenizer tok = Tokenizer::load(data);
+  std::vector<int32_t> ids = tok.encode(prompt);
+  if (ids.empty()) ids.push_back(tok.eot_token());
+  const int V = model->config.vocab_size, Tmax = model->config.max_sequence_length;
+  Rng rng{(uint64_t)seed, kStreamSample, 0};
+  std::printf("%s", prompt.c_str());
+  for (int i = 0; i < max_new; i++) {
+    const int start = std::max(0, (int)ids.size() - Tmax);
+    const int T = (int)ids.size() - start;
+    model->forward(ids.data() + start, nullptr, 1, T);
+    const int32_t next = sample_token(model->logits() + (size_t)(T - 1) * V, V, temperature, top_k, rng);
+    if (next == tok.eot_token()) break;
+    ids.push_back(next);
+    std::printf("%s", tok.decode({next}).c_str());
+    std::fflush(stdout);
+  }
+  std::printf("\n");
+  return 0;
+}
+
+}  // namespace switchlora

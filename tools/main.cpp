@@ -1,0 +1,52 @@
+// switchlora: pre-train LLaMA models with SwitchLoRA, LoRA or full rank.
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "dist/communicator.h"
+#include "engine/error.h"
+#include "tools/commands.h"
+
+namespace {
+
+const char* kUsage =
+    "usage: switchlora <command> [flags]   (switchlora <command> --help for its flags)\n"
+    "\n"
+    "commands:\n"
+    "  prepare   build a tokenizer and token shards from a corpus (make data)\n"
+    "  train     pre-train: full-rank, --use_lora or --switch_lora\n"
+    "  eval      validation loss and perplexity of a checkpoint\n"
+    "  sample    generate text from a checkpoint\n"
+    "  bench     time training steps on random tokens\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace switchlora;
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    std::printf("%s", kUsage);
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string cmd = argv[1];
+  // Subcommands see their own flags only.
+  int sub_argc = argc - 2;
+  char** sub_argv = argv + 2;
+  try {
+    if (cmd == "train") {
+      auto comm = make_communicator(&argc, &argv);
+      return cmd_train(sub_argc, sub_argv, *comm);
+    }
+    if (cmd == "prepare") return cmd_prepare(sub_argc, sub_argv);
+    if (cmd == "eval") return cmd_eval(sub_argc, sub_argv);
+    if (cmd == "sample") return cmd_sample(sub_argc, sub_argv);
+    if (cmd == "bench") return cmd_bench(sub_argc, sub_argv);
+    std::fprintf(stderr, "switchlora: error: unknown command \"%s\"\n%s", cmd.c_str(), kUsage);
+    return 2;
+  } catch (const Error& e) {
+    std::fprintf(stderr, "switchlora: error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "switchlora: error: %s\n", e.what());
+    return 2;
+  }
+}

@@ -1,0 +1,130 @@
+#include "tools/trainer.h"
+
+#include <cmath>
+
+#include "engine/error.h"
+
+namespace switchlora {
+
+void validate_train_options(const TrainOptions& o, int world) {
+  if (o.batch_size <= 0) throw Error("--batch_size must be > 0, got " + std::to_string(o.batch_size));
+  if (o.max_length <= 0) throw Error("--max_length must be > 0, got " + std::to_string(o.max_length));
+  if (o.num_training_steps <= 0)
+    throw Error("--num_training_steps must be > 0, got " + std::to_string(o.num_training_steps));
+  if (o.total_batch_size % (o.batch_size * world) != 0)
+    throw Error("--total_batch_size " + std::to_string(o.total_batch_size) +
+                " must be a multiple of --batch_size " + std::to_string(o.batch_size) + " x " +
+                std::to_string(world) + " rank(s)");
+  if (!(o.lr > 0)) throw Error("--lr must be > 0");
+  if (o.eval_every < 0 || o.save_every < 0) throw Error("--eval_every and --save_every must be >= 0");
+  if (o.switch_lora) validate_switch_options(o.sw);
+}
+
+Trainer::Trainer(const TrainOptions& o, const LlamaConfig& config, Communicator& comm)
+    : opts(o), model(config, o.lora, (uint64_t)o.seed), comm_(comm) {
+  validate_train_options(opts, comm.world());
+  accum_ = opts.total_batch_size / (opts.batch_size * comm.world());
+  schedule = {opts.scheduler, opts.lr, opts.warmup_steps, opts.num_training_steps, opts.min_lr_ratio};
+  validate_schedule(schedule);
+  std::vector<OptimParam> op = model.params.optim_params();
+  if (opts.switch_lora) {
+    switcher = std::make_unique<SwitchLora>(model, opts.sw);
+    switcher->attach(op);
+  }
+  AdamWConfig ac{opts.adam_beta1, opts.adam_beta2, opts.adam_eps, opts.weight_decay};
+  optimizer = std::make_unique<AdamW>(ac, op, model.params.num_trainable());
+  inputs_.resize((size_t)opts.batch_size * opts.max_length);
+  targets_.resize(inputs_.size());
+}
+
+StepStats Trainer::train_step(const BatchFn& next_batch) {
+  StepStats s;
+  float* grads = model.params.trainable_grad.data();
+  const size_t n = model.params.num_trainable();
+  model.zero_grad();
+  double loss = 0;
+  for (int micro = 0; micro < accum_; micro++) {
+    next_batch(inputs_.data(), targets_.data());
+    loss += model.forward(inputs_.data(), targets_.data(), opts.batch_size, opts.max_length);
+    model.backward(1.0f / accum_);
+  }
+  // Average the trainable gradients (and the loss, for logging) over ranks.
+  comm_.allreduce_mean(grads, n);
+  float mean_loss = (float)(loss / accum_);
+  comm_.allreduce_mean(&mean_loss, 1);
+  s.loss = mean_loss;
+  s.grad_norm = clip_grad_norm(grads, n, opts.clip_grad_norm);
+  if (switcher) {
+    s.switched = switcher->switch_step(step_, *optimizer);
+    s.switch_interval = (float)switcher->interval(step_);
+    switcher->zero_frozen_grads();
+  }
+  s.lr = lr_at(schedule, step_);
+  optimizer->step(model.params.trainable.data(), grads, s.lr);
+  if (switcher) switcher->end_step();
+  step_++;
+  return s;
+}
+
+float Trainer::evaluate(const BatchFn& next_batch, int batches) {
+  double total = 0;
+  for (int b = 0; b < batches; b++) {
+    next_batch(inputs_.data(), targets_.data());
+    total += model.forward(inputs_.data(), targets_.data(), opts.batch_size, opts.max_length);
+  }
+  float mean = (float)(total / std::max(1, batches));
+  comm_.allreduce_mean(&mean, 1);
+  return mean;
+}
+
+void Trainer::save_state(Checkpoint& ck) const {
+  ck.meta["step"] = step_;
+  ck.meta["config"] = nlohmann::json::parse(config_to_json(model.config));
+  ck.meta["lora"] = {{"use_lora", model.lora.use_lora},
+                     {"lora_rank", model.lora.lora_rank},
+                     {"lora_alpha", model.lora.lora_alpha},
+                     {"init_lora_type", model.lora.init_lora_type}};
+  ck.put("trainable", model.params.trainable);
+  ck.put("frozen", model.params.frozen);
+  AdamW& opt = *optimizer;
+  ck.put("adam_m", opt.m());
+  ck.put("adam_v", opt.v());
+  ck.put("adam_counters", opt.counters());
+  if (switcher) {
+    ck.put("candidates", switcher->candidates());
+    ck.meta["switchlora"] = switcher->state();
+  }
+}
+
+void Trainer::load_state(const Checkpoint& ck, const std::string& path) {
+  ck.get("trainable", model.params.trainable, path);
+  ck.get("frozen", model.params.frozen, path);
+  ck.get("adam_m", optimizer->m(), path);
+  ck.get("adam_v", optimizer->v(), path);
+  ck.get("adam_counters", optimizer->counters(), path);
+  if (switcher) {
+    if (!ck.meta.contains("switchlora"))
+      throw Error(path + ": checkpoint was not trained with --switch_lora");
+    ck.get("candidates", switcher->candidates(), path);
+    switcher->set_state(ck.meta["switchlora"]);
+  }
+  step_ = ck.meta["step"].get<int>();
+}
+
+std::unique_ptr<Llama> load_model(const std::string& path, std::string* data_dir) {
+  const Checkpoint ck = load_checkpoint(path);
+  const LlamaConfig config = config_from_json(ck.meta.at("config").dump(), path + " (config)");
+  const nlohmann::json& l = ck.meta.at("lora");
+  LoraOptions lora;
+  lora.use_lora = l.at("use_lora").get<bool>();
+  lora.lora_rank = l.at("lora_rank").get<int>();
+  lora.lora_alpha = l.at("lora_alpha").get<float>();
+  lora.init_lora_type = l.at("init_lora_type").get<std::string>();
+  auto model = std::make_unique<Llama>(config, lora, 0);
+  ck.get("trainable", model->params.trainable, path);
+  ck.get("frozen", model->params.frozen, path);
+  if (data_dir) *data_dir = ck.meta.value("data", "");
+  return model;
+}
+
+}  // namespace switchlora
