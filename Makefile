@@ -1,0 +1,52 @@
+# The front door. The real build is CMake (CMakeLists.txt); these targets
+# install what they need first, so each works on a fresh Debian 12 machine.
+#
+#   make deps       build and run dependencies (apt-get; needs root)
+#   make deps-test  + what the reference tests and benchmarks need (PyTorch)
+#   make build      build/switchlora and the tests
+#   make data       the Brown corpus, tokenizer and shards in data/brown/
+#   make test       every test (ctest)
+#   make demo       pre-train the 9m model on the Brown corpus, then sample
+#   make bench      our training step against PyTorch's on the same model
+
+BUILD ?= build
+JOBS  ?= $(shell nproc)
+BIN    = $(BUILD)/switchlora
+
+DEPS      = build-essential cmake pkg-config libeigen3-dev nlohmann-json3-dev doctest-dev \
+            libopenmpi-dev openmpi-bin nodejs npm
+DEPS_TEST = python3-torch python3-numpy libopenblas0-pthread
+
+.PHONY: all deps deps-test build data test demo bench clean
+
+all: build
+
+deps:
+	@tools/apt_install.sh $(DEPS)
+
+deps-test:
+	@tools/apt_install.sh $(DEPS_TEST)
+
+build:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+
+data: build
+	tools/prepare_data.sh $(BIN) data/brown
+
+test: deps deps-test
+	$(MAKE) data
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+demo: deps
+	$(MAKE) data
+	$(BIN) train --model_config configs/llama_9m.json --data data/brown \
+	  --batch_size 16 --max_length 128 --lr 3e-3 --warmup_steps 20 --num_training_steps 300 \
+	  --eval_every 100 --max_eval_batches 20 --save_dir runs/demo
+	$(BIN) sample --checkpoint runs/demo/checkpoint.bin --prompt "The jury said" --max_new_tokens 60
+
+bench: deps deps-test build
+	bench/run_bench.sh $(BIN)
+
+clean:
+	rm -rf $(BUILD)
