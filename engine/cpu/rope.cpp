@@ -1,0 +1,88 @@
+// Rotary position embedding (Su et al. 2021) in HF LLaMA's rotate_half
+// convention: element i of a head pairs with element i + HS/2, and the pair
+// at position t is rotated by angle t * theta^(-2i/HS).
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "engine/error.h"
+#include "engine/ops.h"
+
+namespace switchlora::cpu {
+
+// cos and sin of every (t, i) angle, (T, HS/2) each. The angles are computed
+// in double: t * freq reaches thousands of radians, where a float angle would
+// already be off by ~1e-4 before the cosine.
+static void rope_table(std::vector<float>& cosv, std::vector<float>& sinv, int T, int HS,
+                       float theta, const char* op) {
+  if (HS % 2 != 0)
+    throw Error(std::string(op) + ": head size HS = " + std::to_string(HS) + " must be even");
+  if (!(theta > 0.0f))
+    throw Error(std::string(op) + ": rope theta = " + std::to_string(theta) + " must be > 0");
+  int half = HS / 2;
+  cosv.resize((size_t)T * half);
+  sinv.resize((size_t)T * half);
+  std::vector<double> freq(half);
+  for (int i = 0; i < half; i++) freq[i] = std::pow((double)theta, -2.0 * i / HS);
+#pragma omp parallel for
+  for (int t = 0; t < T; t++)
+    for (int i = 0; i < half; i++) {
+      cosv[(size_t)t * half + i] = (float)std::cos(t * freq[i]);
+      sinv[(size_t)t * half + i] = (float)std::sin(t * freq[i]);
+    }
+}
+
+// x, out: (B, T, NH, HS)
+//   out[i]        = x[i] cos - x[i + HS/2] sin
+//   out[i + HS/2] = x[i + HS/2] cos + x[i] sin
+void rope_forward(float* out, const float* x, int B, int T, int NH, int HS, float theta) {
+  std::vector<float> cosv, sinv;
+  rope_table(cosv, sinv, T, HS, theta, "rope_forward");
+  int half = HS / 2;
+#pragma omp parallel for collapse(2)
+  for (int b = 0; b < B; b++)
+    for (int t = 0; t < T; t++) {
+      const float* c = cosv.data() + (size_t)t * half;
+      const float* s = sinv.data() + (size_t)t * half;
+      for (int h = 0; h < NH; h++) {
+        int64_t off = (((int64_t)b * T + t) * NH + h) * HS;
+        const float* xh = x + off;
+        float* oh = out + off;
+#pragma omp simd
+        for (int i = 0; i < half; i++) {
+          float x1 = xh[i], x2 = xh[i + half];
+          oh[i] = x1 * c[i] - x2 * s[i];
+          oh[i + half] = x2 * c[i] + x1 * s[i];
+        }
+      }
+    }
+}
+
+// The rotation is orthogonal, so its transpose is the rotation by -angle:
+//   dx[i]        += dout[i] cos + dout[i + HS/2] sin
+//   dx[i + HS/2] += dout[i + HS/2] cos - dout[i] sin
+void rope_backward(float* dx, const float* dout, int B, int T, int NH, int HS, float theta) {
+  if (!dx) return;
+  std::vector<float> cosv, sinv;
+  rope_table(cosv, sinv, T, HS, theta, "rope_backward");
+  int half = HS / 2;
+#pragma omp parallel for collapse(2)
+  for (int b = 0; b < B; b++)
+    for (int t = 0; t < T; t++) {
+      const float* c = cosv.data() + (size_t)t * half;
+      const float* s = sinv.data() + (size_t)t * half;
+      for (int h = 0; h < NH; h++) {
+        int64_t off = (((int64_t)b * T + t) * NH + h) * HS;
+        const float* dh = dout + off;
+        float* xh = dx + off;
+#pragma omp simd
+        for (int i = 0; i < half; i++) {
+          float d1 = dh[i], d2 = dh[i + half];
+          xh[i] += d1 * c[i] + d2 * s[i];
+          xh[i + half] += d2 * c[i] - d1 * s[i];
+        }
+      }
+    }
+}
+
+}  // namespace switchlora::cpu

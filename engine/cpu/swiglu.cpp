@@ -1,0 +1,28 @@
+// SwiGLU gating of the LLaMA MLP (Shazeer 2020): out = silu(gate) * up,
+// silu(x) = x * sigmoid(x). Elementwise over N values.
+#include <cmath>
+
+#include "engine/ops.h"
+
+namespace switchlora::cpu {
+
+static inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+
+void swiglu_forward(float* out, const float* gate, const float* up, int64_t N) {
+#pragma omp parallel for simd
+  for (int64_t i = 0; i < N; i++) out[i] = gate[i] * sigmoid(gate[i]) * up[i];
+}
+
+// d silu(x)/dx = sig(x) + x sig(x) (1 - sig(x)) = sig(x) (1 + x (1 - sig(x)))
+//   dgate += dout * up * sig (1 + gate (1 - sig));   dup += dout * silu(gate)
+void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate,
+                     const float* up, int64_t N) {
+#pragma omp parallel for simd
+  for (int64_t i = 0; i < N; i++) {
+    float g = gate[i], sig = sigmoid(g);
+    if (dgate) dgate[i] += dout[i] * up[i] * sig * (1.0f + g * (1.0f - sig));
+    if (dup) dup[i] += dout[i] * g * sig;
+  }
+}
+
+}  // namespace switchlora::cpu

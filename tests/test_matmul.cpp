@@ -1,0 +1,186 @@
+// matmul, matmul_backward and the linear layer against naive double loops and
+// central finite differences (see tests/gradcheck.h for the recipe).
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "engine/ops.h"
+#include "tests/gradcheck.h"
+
+using namespace switchlora;
+using namespace switchlora::test;
+
+// Element (m, k) of op(A) and (k, n) of op(B), with the stored layouts of ops.h.
+template <class T>
+static T at_a(const std::vector<T>& A, int m, int k, int M, int K, bool tA) {
+  return tA ? A[(size_t)k * M + m] : A[(size_t)m * K + k];
+}
+template <class T>
+static T at_b(const std::vector<T>& B, int k, int n, int K, int N, bool tB) {
+  return tB ? B[(size_t)n * K + k] : B[(size_t)k * N + n];
+}
+
+// op(A) @ op(B) by the textbook triple loop, in double.
+template <class T>
+static std::vector<double> naive_matmul(const std::vector<T>& A, const std::vector<T>& B, int M,
+                                        int N, int K, bool tA, bool tB) {
+  std::vector<double> C((size_t)M * N, 0.0);
+  for (int m = 0; m < M; m++)
+    for (int n = 0; n < N; n++)
+      for (int k = 0; k < K; k++)
+        C[(size_t)m * N + n] += (double)at_a(A, m, k, M, K, tA) * at_b(B, k, n, K, N, tB);
+  return C;
+}
+
+// Every element of a float GEMM result is a K-term dot product of order-1
+// numbers. Float rounding (unit 6e-8) over K <= 300 terms, blocked and fused
+// by Eigen, stays below K * 6e-8 * max|a b| ~ 2e-5 of a term, and the scale
+// (max |C|, ~3 sqrt(K)) is ~50 terms: 1e-5 of the scale covers the worst case
+// with margin, while any indexing or transpose mistake is an O(1) error.
+constexpr double kTol = 1e-5;
+
+// Sizes chosen to cross Eigen's register blocking (non-multiples of 8) and,
+// with K = 300, its cache blocking along K.
+constexpr int kM = 37, kN = 29, kK = 300;
+
+TEST_CASE("matmul matches a naive triple loop in all four transpose combinations") {
+  Rng rng{1234, 0, 0};
+  for (int tA = 0; tA < 2; tA++)
+    for (int tB = 0; tB < 2; tB++) {
+      CAPTURE(tA);
+      CAPTURE(tB);
+      auto A = randn((size_t)kM * kK, rng), B = randn((size_t)kK * kN, rng);
+      auto want = naive_matmul(A, B, kM, kN, kK, tA, tB);
+      // beta = 0 must overwrite C even when it holds NaN.
+      std::vector<float> C((size_t)kM * kN, std::numeric_limits<float>::quiet_NaN());
+      cpu::matmul(C.data(), A.data(), B.data(), kM, kN, kK, tA, tB);
+      check_close("C = op(A) op(B)", C, want, kTol);
+      // alpha and beta: C = 1.5 op(A) op(B) - 0.5 C0
+      auto C0 = randn(C.size(), rng);
+      C = C0;
+      cpu::matmul(C.data(), A.data(), B.data(), kM, kN, kK, tA, tB, 1.5f, -0.5f);
+      for (size_t i = 0; i < want.size(); i++) want[i] = 1.5 * want[i] - 0.5 * C0[i];
+      check_close("C = 1.5 op(A) op(B) - 0.5 C", C, want, kTol);
+    }
+}
+
+TEST_CASE("matmul_backward matches naive dA = dC op(B)^T and dB = op(A)^T dC in all four combinations") {
+  Rng rng{99, 0, 0};
+  for (int tA = 0; tA < 2; tA++)
+    for (int tB = 0; tB < 2; tB++) {
+      CAPTURE(tA);
+      CAPTURE(tB);
+      auto A = randn((size_t)kM * kK, rng), B = randn((size_t)kK * kN, rng);
+      auto dC = randn((size_t)kM * kN, rng);
+      std::vector<float> dA(A.size(), 0.0f), dB(B.size(), 0.0f);
+      cpu::matmul_backward(dA.data(), dB.data(), dC.data(), A.data(), B.data(), kM, kN, kK, tA, tB);
+      // d op(A) (M, K) and d op(B) (K, N), then laid out as A and B are stored.
+      std::vector<double> wantA(A.size(), 0.0), wantB(B.size(), 0.0);
+      for (int m = 0; m < kM; m++)
+        for (int k = 0; k < kK; k++) {
+          double s = 0.0;
+          for (int n = 0; n < kN; n++) s += (double)dC[(size_t)m * kN + n] * at_b(B, k, n, kK, kN, tB);
+          wantA[tA ? (size_t)k * kM + m : (size_t)m * kK + k] = s;
+        }
+      for (int k = 0; k < kK; k++)
+        for (int n = 0; n < kN; n++) {
+          double s = 0.0;
+          for (int m = 0; m < kM; m++) s += (double)at_a(A, m, k, kM, kK, tA) * dC[(size_t)m * kN + n];
+          wantB[tB ? (size_t)n * kK + k : (size_t)k * kN + n] = s;
+        }
+      check_close("dA", dA, wantA, kTol);
+      check_close("dB", dB, wantB, kTol);
+    }
+}
+
+TEST_CASE("matmul_backward grads match finite differences in all four transpose combinations") {
+  const int M = 5, N = 7, K = 6;
+  Rng rng{7, 0, 0};
+  for (int tA = 0; tA < 2; tA++)
+    for (int tB = 0; tB < 2; tB++) {
+      CAPTURE(tA);
+      CAPTURE(tB);
+      auto A = randn((size_t)M * K, rng), B = randn((size_t)K * N, rng);
+      auto R = randn((size_t)M * N, rng);
+      std::vector<float> dA(A.size(), 0.0f), dB(B.size(), 0.0f);
+      cpu::matmul_backward(dA.data(), dB.data(), R.data(), A.data(), B.data(), M, N, K, tA, tB);
+      auto Ad = to_double(A), Bd = to_double(B);
+      auto gA = numeric_grad(
+          [&](const std::vector<double>& a) { return probe_loss(naive_matmul(a, Bd, M, N, K, tA, tB), R); },
+          Ad);
+      auto gB = numeric_grad(
+          [&](const std::vector<double>& b) { return probe_loss(naive_matmul(Ad, b, M, N, K, tA, tB), R); },
+          Bd);
+      check_close("dA vs finite differences", dA, gA, kTol);
+      check_close("dB vs finite differences", dB, gB, kTol);
+    }
+}
+
+TEST_CASE("matmul_backward accumulates grads: two calls give twice one call") {
+  Rng rng{5, 0, 0};
+  for (int tA = 0; tA < 2; tA++)
+    for (int tB = 0; tB < 2; tB++) {
+      CAPTURE(tA);
+      CAPTURE(tB);
+      auto A = randn((size_t)kM * kK, rng), B = randn((size_t)kK * kN, rng);
+      auto dC = randn((size_t)kM * kN, rng);
+      std::vector<float> dA1(A.size(), 0.0f), dB1(B.size(), 0.0f), dA2 = dA1, dB2 = dB1;
+      cpu::matmul_backward(dA1.data(), dB1.data(), dC.data(), A.data(), B.data(), kM, kN, kK, tA, tB);
+      for (int rep = 0; rep < 2; rep++)
+        cpu::matmul_backward(dA2.data(), dB2.data(), dC.data(), A.data(), B.data(), kM, kN, kK, tA, tB);
+      // Not bit-exact: Eigen adds its blocked partial sums into the existing
+      // gradient one block at a time, so only rounding may differ (kTol).
+      std::vector<double> twiceA(dA1.begin(), dA1.end()), twiceB(dB1.begin(), dB1.end());
+      for (double& v : twiceA) v *= 2.0;
+      for (double& v : twiceB) v *= 2.0;
+      check_close("dA after two calls", dA2, twiceA, kTol);
+      check_close("dB after two calls", dB2, twiceB, kTol);
+    }
+}
+
+TEST_CASE("matmul_backward with a null grad pointer skips it and still fills the other") {
+  const int M = 6, N = 5, K = 4;
+  Rng rng{11, 0, 0};
+  auto A = randn((size_t)M * K, rng), B = randn((size_t)K * N, rng), dC = randn((size_t)M * N, rng);
+  std::vector<float> dA(A.size(), 0.0f), dB(B.size(), 0.0f);
+  cpu::matmul_backward(dA.data(), dB.data(), dC.data(), A.data(), B.data(), M, N, K, false, true);
+  std::vector<float> onlyA(A.size(), 0.0f), onlyB(B.size(), 0.0f);
+  cpu::matmul_backward(onlyA.data(), nullptr, dC.data(), A.data(), B.data(), M, N, K, false, true);
+  cpu::matmul_backward(nullptr, onlyB.data(), dC.data(), A.data(), B.data(), M, N, K, false, true);
+  CHECK(onlyA == dA);  // the same computation either way: bit-exact
+  CHECK(onlyB == dB);
+}
+
+// y = x W^T with W (out, in), in double.
+static std::vector<double> naive_linear(const std::vector<double>& x, const std::vector<double>& W,
+                                        int N, int in, int out) {
+  std::vector<double> y((size_t)N * out, 0.0);
+  for (int n = 0; n < N; n++)
+    for (int o = 0; o < out; o++)
+      for (int i = 0; i < in; i++) y[(size_t)n * out + o] += x[(size_t)n * in + i] * W[(size_t)o * in + i];
+  return y;
+}
+
+TEST_CASE("linear forward matches x W^T and its grads match finite differences") {
+  const int N = 6, in = 9, out = 4;
+  Rng rng{21, 0, 0};
+  auto x = randn((size_t)N * in, rng), W = randn((size_t)out * in, rng), R = randn((size_t)N * out, rng);
+  auto xd = to_double(x), Wd = to_double(W);
+  std::vector<float> y((size_t)N * out);
+  cpu::linear_forward(y.data(), x.data(), W.data(), N, in, out);
+  check_close("y = x W^T", y, naive_linear(xd, Wd, N, in, out), kTol);
+
+  std::vector<float> dx(x.size(), 0.0f), dW(W.size(), 0.0f);
+  cpu::linear_backward(dx.data(), dW.data(), R.data(), x.data(), W.data(), N, in, out);
+  auto gx = numeric_grad([&](const std::vector<double>& v) { return probe_loss(naive_linear(v, Wd, N, in, out), R); }, xd);
+  auto gW = numeric_grad([&](const std::vector<double>& v) { return probe_loss(naive_linear(xd, v, N, in, out), R); }, Wd);
+  check_close("dx", dx, gx, kTol);
+  check_close("dW", dW, gW, kTol);
+
+  // Accumulation and null pointers: a second call with dx = null adds to dW only.
+  std::vector<float> dx1 = dx, dW1 = dW;
+  cpu::linear_backward(nullptr, dW.data(), R.data(), x.data(), W.data(), N, in, out);
+  CHECK(dx == dx1);
+  for (double& v : gW) v *= 2.0;
+  check_close("dW after two calls", dW, gW, kTol);
+}
