@@ -146,29 +146,22 @@ void AdamW::step(float* params, const float* grads, float lr) {
     float* m = m_.data() + t.offset;
     float* v = v_.data() + t.offset;
     const float* g = grads + t.offset;
-    const size_t n = (size_t)t.rows * t.cols;
     const int C = t.cols;
     switch (t.counter) {
-      case StepCounter::kPerTensor: {
-        if (!live[0]) break;
-        // Chunks of one row's length or more keep every thread on long spans.
-        const size_t chunk = std::max<size_t>(C, 4096);
-        const size_t nchunks = (n + chunk - 1) / chunk;
+      case StepCounter::kPerTensor:
+      case StepCounter::kPerRow: {
+        // A row is a contiguous span with one step size: per row, its own;
+        // per tensor, the tensor's.
+        const bool per_row = t.counter == StepCounter::kPerRow;
 #pragma omp parallel for
-        for (size_t ic = 0; ic < nchunks; ic++) {
-          size_t lo = ic * chunk, len = std::min(chunk, n - lo);
-          adam_span(p + lo, m + lo, v + lo, g + lo, len, b1, b2, eps, lr_wd, s[0], c[0]);
+        for (int r = 0; r < t.rows; r++) {
+          const int i = per_row ? r : 0;
+          if (!live[i]) continue;
+          size_t o = (size_t)r * C;
+          adam_span(p + o, m + o, v + o, g + o, C, b1, b2, eps, lr_wd, s[i], c[i]);
         }
         break;
       }
-      case StepCounter::kPerRow:
-#pragma omp parallel for
-        for (int r = 0; r < t.rows; r++) {
-          if (!live[r]) continue;
-          size_t o = (size_t)r * C;
-          adam_span(p + o, m + o, v + o, g + o, C, b1, b2, eps, lr_wd, s[r], c[r]);
-        }
-        break;
       case StepCounter::kPerColumn:
 #pragma omp parallel for
         for (int r = 0; r < t.rows; r++) {
