@@ -4,6 +4,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "data/file_io.h"
 #include "engine/error.h"
 
 namespace switchlora {
@@ -31,19 +32,6 @@ void Checkpoint::check_size(const std::string& name, size_t got, size_t want, co
     throw Error(path + ": checkpoint section \"" + name + "\" has " + std::to_string(got) +
                 " bytes, this model expects " + std::to_string(want) +
                 " (different config or method?)");
-}
-
-void write_file_atomic(const std::string& path, const std::string& bytes) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw Error(tmp + ": cannot open for writing");
-    f.write(bytes.data(), (std::streamsize)bytes.size());
-    f.flush();
-    if (!f) throw Error(tmp + ": write failed (disk full?)");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    throw Error(path + ": cannot rename " + tmp + " into place");
 }
 
 void save_checkpoint(const std::string& path, const Checkpoint& ck) {

@@ -42,7 +42,4 @@ struct Checkpoint {
 void save_checkpoint(const std::string& path, const Checkpoint& ck);
 Checkpoint load_checkpoint(const std::string& path);
 
-// Writes `bytes` to path atomically (temporary file, then rename).
-void write_file_atomic(const std::string& path, const std::string& bytes);
-
 }  // namespace switchlora

@@ -13,17 +13,25 @@ namespace {
 
 void zero(float* p, size_t n) { std::memset(p, 0, n * sizeof(float)); }
 
-// Fill a parameter from the counter-based generator: stream = (purpose, parameter index).
-void fill_normal(Param& p, uint64_t seed, int index, float std) {
-  const uint64_t stream = (kStreamInit << 32) | (uint64_t)index;
+// The random stream of a parameter is keyed by its name, so a weight draws
+// the same values whatever else the model holds: W0 of a LoRA model equals W
+// of the full-rank model built from the same seed.
+uint64_t init_stream(const Param& p) {
+  uint64_t h = 0xCBF29CE484222325ull;
+  for (char c : p.name) h = (h ^ (uint8_t)c) * 0x100000001B3ull;
+  return hash64(kStreamInit, h, 0);
+}
+
+void fill_normal(Param& p, uint64_t seed, float std) {
+  const uint64_t stream = init_stream(p);
   float* d = p.data;
   const int64_t n = (int64_t)p.numel();
 #pragma omp parallel for
   for (int64_t i = 0; i < n; i++) d[i] = std * normal01(seed, stream, i);
 }
 
-void fill_uniform(Param& p, uint64_t seed, int index, float bound) {
-  const uint64_t stream = (kStreamInit << 32) | (uint64_t)index;
+void fill_uniform(Param& p, uint64_t seed, float bound) {
+  const uint64_t stream = init_stream(p);
   float* d = p.data;
   const int64_t n = (int64_t)p.numel();
 #pragma omp parallel for
@@ -115,25 +123,23 @@ Llama::Llama(const LlamaConfig& c, const LoraOptions& lo, uint64_t seed) : confi
   }
 
   // Initialise: every weight matrix ~ N(0, initializer_range), norms = 1.
-  for (int i = 0; i < (int)params.params.size(); i++) {
-    Param& p = params[i];
+  for (Param& p : params.params) {
     if (p.rows == 1) {
       for (size_t j = 0; j < p.numel(); j++) p.data[j] = 1.0f;
     } else if (p.counter == StepCounter::kPerTensor) {
-      fill_normal(p, seed, i, c.initializer_range);
+      fill_normal(p, seed, c.initializer_range);
     }
   }
   for (Linear* l : linears()) {
     if (l->r == 0) continue;
-    const int iA = (int)(l->A - params.params.data()), iB = (int)(l->B - params.params.data());
     if (lo.init_lora_type == "origin_lora") {
       // Kaiming-uniform A with a = sqrt(5) (bound sqrt(3) gain / sqrt(n), gain^2 = 1/3), B = 0:
       // the product starts at zero, so W needs no correction.
-      fill_uniform(*l->A, seed, iA, 1.0f / std::sqrt((float)l->in));
+      fill_uniform(*l->A, seed, 1.0f / std::sqrt((float)l->in));
     } else {
       // SwitchLoRA's init: uniform with std sigma_A, sigma_B, then W = W0 - s B0 A0.
-      fill_uniform(*l->A, seed, iA, std::sqrt(3.0f) * switchlora_sigma_A(l->out, l->in, l->r));
-      fill_uniform(*l->B, seed, iB, std::sqrt(3.0f) * switchlora_sigma_B(l->out, l->in, l->r));
+      fill_uniform(*l->A, seed, std::sqrt(3.0f) * switchlora_sigma_A(l->out, l->in, l->r));
+      fill_uniform(*l->B, seed, std::sqrt(3.0f) * switchlora_sigma_B(l->out, l->in, l->r));
       fold_adapter_into_weight(*l, -1.0f);
     }
   }

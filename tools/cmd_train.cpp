@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "data/file_io.h"
 #include "data/loader.h"
 #include "data/tokenizer.h"
 #include "engine/error.h"

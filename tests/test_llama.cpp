@@ -1,0 +1,171 @@
+// The whole model: gradient check against finite differences, config errors,
+// and the LoRA init invariant (W0 - s B0 A0 + s B0 A0 = W0).
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "engine/error.h"
+#include "engine/rng.h"
+#include "model/llama.h"
+
+using namespace switchlora;
+
+namespace {
+
+LlamaConfig tiny_config() {
+  LlamaConfig c;
+  c.hidden_size = 16;
+  c.intermediate_size = 24;
+  c.num_attention_heads = 2;
+  c.num_hidden_layers = 2;
+  c.vocab_size = 32;
+  c.max_sequence_length = 16;
+  c.initializer_range = 0.2f;  // large enough that every layer matters to the loss
+  return c;
+}
+
+struct Batch {
+  int B = 2, T = 6;
+  std::vector<int32_t> in, tg;
+  explicit Batch(int V, uint64_t seed) {
+    Rng rng{seed, 99, 0};
+    for (int i = 0; i < B * T; i++) {
+      in.push_back((int32_t)rng.below(V));
+      tg.push_back((int32_t)rng.below(V));
+    }
+  }
+};
+
+// For each trainable tensor, compare the analytic directional derivative g.d
+// with the central difference (L(p + h d) - L(p - h d)) / 2h, for two unit
+// directions d: the gradient's own direction (where g.d = |g| is largest) and
+// a random +-1 direction (which catches errors the first cannot see).
+// The forward runs in float: the loss (~3.5) carries rounding ~1e-6, so with
+// h = 1e-3 the difference quotient has noise ~1e-3 absolute, far below the
+// derivatives tested (a tensor whose |g| < 1e-2 is skipped as uninformative).
+void check_model_gradients(Llama& m, const Batch& b) {
+  m.zero_grad();
+  m.forward(b.in.data(), b.tg.data(), b.B, b.T);
+  m.backward(1.0f);
+  Rng rng{7, 8, 0};
+  int checked = 0;
+  for (Param& p : m.params.params) {
+    if (!p.trainable) continue;
+    const size_t n = p.numel();
+    double gnorm = 0;
+    for (size_t i = 0; i < n; i++) gnorm += (double)p.grad[i] * p.grad[i];
+    gnorm = std::sqrt(gnorm);
+    if (gnorm < 1e-2) continue;
+    for (int dir = 0; dir < 2; dir++) {
+      std::vector<float> d(n);
+      double dn = 0, gd = 0;
+      for (size_t i = 0; i < n; i++) {
+        d[i] = dir == 0 ? p.grad[i] : (rng.uniform() < 0.5f ? -1.0f : 1.0f);
+        dn += (double)d[i] * d[i];
+      }
+      for (size_t i = 0; i < n; i++) {
+        d[i] = (float)(d[i] / std::sqrt(dn));
+        gd += (double)p.grad[i] * d[i];
+      }
+      const float h = 1e-3f;
+      std::vector<float> saved(p.data, p.data + n);
+      for (size_t i = 0; i < n; i++) p.data[i] = saved[i] + h * d[i];
+      const double lp = m.forward(b.in.data(), b.tg.data(), b.B, b.T);
+      for (size_t i = 0; i < n; i++) p.data[i] = saved[i] - h * d[i];
+      const double lm = m.forward(b.in.data(), b.tg.data(), b.B, b.T);
+      std::copy(saved.begin(), saved.end(), p.data);
+      const double fd = (lp - lm) / (2 * h);
+      INFO(p.name << (dir == 0 ? " (gradient direction)" : " (random direction)") << ": analytic " << gd
+                  << " finite difference " << fd << " |g| " << gnorm);
+      // 2% of |g| (the scale of g.d for the gradient direction) plus the noise floor.
+      CHECK(std::abs(fd - gd) <= 0.02 * gnorm + 2e-3);
+    }
+    checked++;
+  }
+  CHECK(checked >= 10);
+}
+
+}  // namespace
+
+TEST_CASE("full-rank model gradients match finite differences (grad)") {
+  LlamaConfig c = tiny_config();
+  Llama m(c, LoraOptions{}, 1);
+  check_model_gradients(m, Batch(c.vocab_size, 2));
+}
+
+TEST_CASE("LoRA model gradients match finite differences (grad), W gets none") {
+  LlamaConfig c = tiny_config();
+  LoraOptions lo{true, 4, 8.0f, "switchlora"};  // alpha 8: s = 2, so the adapters matter
+  Llama m(c, lo, 1);
+  check_model_gradients(m, Batch(c.vocab_size, 3));
+  for (Linear* l : m.linears()) CHECK(l->W->grad == nullptr);
+}
+
+TEST_CASE("at init a LoRA model computes what the full-rank model computes") {
+  LlamaConfig c = tiny_config();
+  Batch b(c.vocab_size, 4);
+  Llama full(c, LoraOptions{}, 5);
+  full.forward(b.in.data(), nullptr, b.B, b.T);
+  std::vector<float> ref(full.logits(), full.logits() + (size_t)b.B * b.T * c.vocab_size);
+  for (const char* init : {"switchlora", "origin_lora"}) {
+    Llama lora(c, LoraOptions{true, 4, 8.0f, init}, 5);
+    lora.forward(b.in.data(), nullptr, b.B, b.T);
+    double err = 0, norm = 0;
+    for (size_t i = 0; i < ref.size(); i++) {
+      err += std::pow((double)lora.logits()[i] - ref[i], 2);
+      norm += (double)ref[i] * ref[i];
+    }
+    // fp32: W0 - sBA + sBA rounds at ~1e-7 relative per element.
+    INFO(init << ": relative error " << std::sqrt(err / norm));
+    CHECK(std::sqrt(err / norm) < 1e-5);
+  }
+}
+
+TEST_CASE("trainable parameters are contiguous and frozen W are outside") {
+  LlamaConfig c = tiny_config();
+  Llama m(c, LoraOptions{true, 4, 1.0f, "switchlora"}, 1);
+  size_t expect = 0;
+  for (const Param& p : m.params.params)
+    if (p.trainable) {
+      CHECK(p.offset == expect);
+      CHECK(p.grad == m.params.trainable_grad.data() + p.offset);
+      expect += p.numel();
+    }
+  CHECK(expect == m.params.num_trainable());
+  const size_t C = 16, I = 24, L = 2, V = 32, r = 4;
+  CHECK(m.params.num_frozen() == L * (4 * C * C + 3 * C * I));
+  CHECK(m.params.num_trainable() == 2 * V * C + (2 * L + 1) * C + L * r * (8 * C + 3 * (C + I)));
+}
+
+TEST_CASE("bad configs and ranks are clear errors") {
+  const std::string path = "/tmp/switchlora_test_config.json";
+  auto write = [&](const std::string& text) { std::ofstream(path) << text; };
+  write(R"({"hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4, "vocab_size": 100, "max_sequence_length": 64})");
+  CHECK_THROWS_WITH_AS(load_config(path), doctest::Contains("num_hidden_layers"), Error);
+  write(R"({"hidden_size": 60, "intermediate_size": 128, "num_attention_heads": 8, "num_hidden_layers": 2, "vocab_size": 100, "max_sequence_length": 64})");
+  CHECK_THROWS_WITH_AS(load_config(path), doctest::Contains("divisible"), Error);
+  write(R"({"hidden_size": "64"})");
+  CHECK_THROWS_WITH_AS(load_config(path), doctest::Contains(path.c_str()), Error);
+  write("{not json");
+  CHECK_THROWS_WITH_AS(load_config(path), doctest::Contains("not valid JSON"), Error);
+  CHECK_THROWS_WITH_AS(load_config("/nonexistent/config.json"), doctest::Contains("/nonexistent/config.json"), Error);
+  std::remove(path.c_str());
+  LlamaConfig c = tiny_config();
+  CHECK_THROWS_WITH_AS(Llama(c, LoraOptions{true, 16, 1.0f, "switchlora"}, 1), doctest::Contains("--lora_rank"), Error);
+  CHECK_THROWS_WITH_AS(Llama(c, LoraOptions{true, 0, 1.0f, "switchlora"}, 1), doctest::Contains("--lora_rank"), Error);
+  CHECK_THROWS_WITH_AS(Llama(c, LoraOptions{true, 4, 1.0f, "kaiming"}, 1), doctest::Contains("--init_lora_type"), Error);
+}
+
+TEST_CASE("token ids outside the vocabulary and too-long sequences are errors") {
+  LlamaConfig c = tiny_config();
+  Llama m(c, LoraOptions{}, 1);
+  std::vector<int32_t> in(6, 1), tg(6, 1);
+  tg[3] = c.vocab_size;
+  CHECK_THROWS_WITH_AS(m.forward(in.data(), tg.data(), 1, 6), doctest::Contains("position 3"), Error);
+  std::vector<int32_t> long_in(32, 1);
+  CHECK_THROWS_WITH_AS(m.forward(long_in.data(), nullptr, 1, 32), doctest::Contains("max_sequence_length"), Error);
+}
