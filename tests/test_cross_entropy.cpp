@@ -1,5 +1,6 @@
 // Fused log-softmax + cross-entropy against a naive log-softmax in double.
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "engine/error.h"
@@ -101,6 +102,16 @@ TEST_CASE("cross_entropy_backward accumulates grads and skips a null grad pointe
   // The target entry is built as (0 + s p) - s, twice, which rounds
   // differently from doubling it: one ulp of the scale.
   check_close("dlogits after two calls", twice, want, 1e-6);
+}
+
+TEST_CASE("cross_entropy of a row with a NaN logit is NaN, other rows unaffected") {
+  Inputs in(3, 40, 6);
+  in.logits[1 * 40 + 17] = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> losses(in.N), lse(in.N);
+  cpu::cross_entropy_forward(losses.data(), lse.data(), in.logits.data(), in.tgt.data(), in.N, in.V);
+  CHECK(std::isfinite(losses[0]));
+  CHECK(std::isnan(losses[1]));  // a diverged model must not report a finite loss
+  CHECK(std::isfinite(losses[2]));
 }
 
 TEST_CASE("cross_entropy rejects a target outside the vocabulary and names it") {

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <vector>
 
+#include "engine/cpu/vexp.h"
 #include "engine/ops.h"
 
 namespace switchlora::cpu {
@@ -43,8 +44,9 @@ void attention_forward(float* out, float* lse, const float* q, const float* k,
             mx = std::fmax(mx, p[s]);
           }
           float sum = 0.0f;  // t + 1 terms in (0, 1], one of them exactly 1
+#pragma omp simd reduction(+ : sum)
           for (int s = 0; s <= t; s++) {
-            p[s] = std::exp(p[s] - mx);
+            p[s] = vexp(p[s] - mx);
             sum += p[s];
           }
           float* ot = out + (b * T + t) * C + h * HS;
@@ -83,7 +85,7 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout,
           float D = dot(dout_t, out + row_t, HS);
           for (int s = 0; s <= t; s++) {
             int64_t row_s = (b * T + s) * C + h * HS;
-            p[s] = std::exp(scale * dot(qt, k + row_s, HS) - l);
+            p[s] = vexp(scale * dot(qt, k + row_s, HS) - l);
             ds[s] = p[s] * (dot(dout_t, v + row_s, HS) - D);
           }
           for (int s = 0; s <= t; s++) {
