@@ -46,7 +46,8 @@ TEST_CASE("prepare --text writes a loadable tokenizer, shards of whole documents
     for (int line = 0; line < 1 + (int)rng.below(4); line++) {
       std::string l = test::random_text(rng, 5 + (int)rng.below(30));
       std::erase_if(l, [](char c) { return c == '\n' || c == '\r'; });  // a blank line would split the document
-      doc += (line ? "\n" : "") + std::string("x ") + l + " y";
+      if (line) doc += "\n";
+      doc += "x " + l + " y";
     }
     docs.push_back(doc);
     text += doc + "\n\n\n";

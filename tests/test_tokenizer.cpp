@@ -48,9 +48,9 @@ std::string mismatch(const Tokenizer& tok, const std::vector<int32_t>& ours, con
   size_t lo = i < 5 ? 0 : i - 5;
   std::string s = "first difference at id " + std::to_string(i) + " of " + std::to_string(ours.size()) + " (ours) / " +
                   std::to_string(ref.size()) + " (reference); ours:";
-  for (size_t k = lo; k < std::min(ours.size(), i + 5); k++) s += " " + std::to_string(ours[k]);
+  for (size_t k = lo; k < std::min(ours.size(), i + 5); k++) s += ' ' + std::to_string(ours[k]);
   s += "  reference:";
-  for (size_t k = lo; k < std::min(ref.size(), i + 5); k++) s += " " + std::to_string(ref[k]);
+  for (size_t k = lo; k < std::min(ref.size(), i + 5); k++) s += ' ' + std::to_string(ref[k]);
   s += "  near text \"" + tok.decode(std::vector<int32_t>(ours.begin() + lo, ours.begin() + std::min(ours.size(), i + 5))) + "\"";
   return s;
 }
