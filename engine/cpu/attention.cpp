@@ -1,8 +1,17 @@
 // Causal multi-head self-attention with a fused softmax, flash-attention
-// style: one softmax row at a time lives in a small per-thread scratch, the
-// forward saves only the row's log-sum-exp, and the backward recomputes the
-// probabilities from q, k and lse. No (T, T) matrix outlives a call.
+// style: the forward saves only each softmax row's log-sum-exp, and the
+// backward recomputes the probabilities from q, k and lse. No (T, T) matrix
+// outlives a call.
+//
+// Work is split over (b, h) pairs. A head is copied into contiguous (T, HS)
+// blocks so the products can run as GEMMs (Eigen inside an OpenMP region
+// runs single-threaded, one head per thread); queries go in tiles of kTile
+// rows, so the scores are a (kTile, T) scratch per thread. A tile's rows
+// t0 .. t0+tq-1 see keys 0 .. t0+tq-1, so only the tile's own diagonal block
+// computes masked entries.
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "engine/cpu/vexp.h"
@@ -10,91 +19,140 @@
 
 namespace switchlora::cpu {
 
-static inline float dot(const float* a, const float* b, int n) {
-  float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-  for (int i = 0; i < n; i++) acc += a[i] * b[i];
-  return acc;
+constexpr int kTile = 64;
+
+// dst (T, HS) = head h of batch b of src (B, T, NH, HS)
+static void gather_head(float* dst, const float* src, int b, int h, int T, int NH, int HS) {
+  for (int t = 0; t < T; t++)
+    std::memcpy(dst + (int64_t)t * HS, src + (((int64_t)b * T + t) * NH + h) * HS, sizeof(float) * HS);
 }
 
-// y += a * x   (n elements)
-static inline void axpy(float* y, float a, const float* x, int n) {
+// head h of batch b of dst (B, T, NH, HS) = src (T, HS)
+static void scatter_head(float* dst, const float* src, int b, int h, int T, int NH, int HS) {
+  for (int t = 0; t < T; t++)
+    std::memcpy(dst + (((int64_t)b * T + t) * NH + h) * HS, src + (int64_t)t * HS, sizeof(float) * HS);
+}
+
+// head h of batch b of dst (B, T, NH, HS) += src (T, HS)
+static void scatter_add_head(float* dst, const float* src, int b, int h, int T, int NH, int HS) {
+  for (int t = 0; t < T; t++) {
+    float* d = dst + (((int64_t)b * T + t) * NH + h) * HS;
+    const float* s = src + (int64_t)t * HS;
 #pragma omp simd
-  for (int i = 0; i < n; i++) y[i] += a * x[i];
-}
-
-// q, k, v, out: (B, T, NH, HS)   lse: (B, NH, T)
-//   p[s] = softmax_s(q[t].k[s] / sqrt(HS)) over s <= t;   out[t] = sum_s p[s] v[s]
-void attention_forward(float* out, float* lse, const float* q, const float* k,
-                       const float* v, int B, int T, int NH, int HS) {
-  const int64_t C = (int64_t)NH * HS;
-  const float scale = 1.0f / std::sqrt((float)HS);
-#pragma omp parallel
-  {
-    std::vector<float> p(T);  // (T) one row of scores, then probabilities
-    // Row t costs t + 1 dot products: small dynamic chunks keep threads even.
-#pragma omp for collapse(3) schedule(dynamic, 8)
-    for (int b = 0; b < B; b++)
-      for (int h = 0; h < NH; h++)
-        for (int t = 0; t < T; t++) {
-          const float* qt = q + (b * T + t) * C + h * HS;
-          float mx = -INFINITY;
-          for (int s = 0; s <= t; s++) {
-            p[s] = scale * dot(qt, k + (b * T + s) * C + h * HS, HS);
-            mx = std::fmax(mx, p[s]);
-          }
-          float sum = 0.0f;  // t + 1 terms in (0, 1], one of them exactly 1
-#pragma omp simd reduction(+ : sum)
-          for (int s = 0; s <= t; s++) {
-            p[s] = vexp(p[s] - mx);
-            sum += p[s];
-          }
-          float* ot = out + (b * T + t) * C + h * HS;
-          for (int i = 0; i < HS; i++) ot[i] = 0.0f;
-          float inv = 1.0f / sum;
-          for (int s = 0; s <= t; s++) axpy(ot, p[s] * inv, v + (b * T + s) * C + h * HS, HS);
-          lse[((int64_t)b * NH + h) * T + t] = mx + std::log(sum);
-        }
+    for (int i = 0; i < HS; i++) d[i] += s[i];
   }
 }
 
-// Per row t, with P recomputed as p[s] = exp(q[t].k[s] * scale - lse[t]):
-//   dv[s] += p[s] dout[t]
-//   dp[s]  = dout[t] . v[s]
-//   ds[s]  = p[s] (dp[s] - D),   D = dout[t] . out[t] = sum_s p[s] dp[s]
-//   dq[t] += scale * sum_s ds[s] k[s];   dk[s] += scale * ds[s] q[t]
-// dk and dv of a key collect terms from every later row, so the work is split
-// over (b, h) pairs: each thread owns whole heads and accumulates without races.
+// q, k, v, out: (B, T, NH, HS)   lse: (B, NH, T)
+//   out[t] = sum_{s<=t} p[s] v[s],   p = softmax_s(q[t].k[s] / sqrt(HS))
+void attention_forward(float* out, float* lse, const float* q, const float* k,
+                       const float* v, int B, int T, int NH, int HS) {
+  const float scale = 1.0f / std::sqrt((float)HS);
+#pragma omp parallel
+  {
+    std::vector<float> qh((size_t)T * HS), kh(qh.size()), vh(qh.size()), oh(qh.size());
+    std::vector<float> S((size_t)kTile * T);  // (tq, ns) scores, then probabilities
+#pragma omp for collapse(2) schedule(dynamic, 1)
+    for (int b = 0; b < B; b++)
+      for (int h = 0; h < NH; h++) {
+        gather_head(qh.data(), q, b, h, T, NH, HS);
+        gather_head(kh.data(), k, b, h, T, NH, HS);
+        gather_head(vh.data(), v, b, h, T, NH, HS);
+        float* lse_bh = lse + ((int64_t)b * NH + h) * T;
+        for (int t0 = 0; t0 < T; t0 += kTile) {
+          int tq = std::min(kTile, T - t0), ns = t0 + tq;
+          // S (tq, ns) = scale * Q[t0 : t0+tq] K[0 : ns]^T
+          matmul(S.data(), qh.data() + (int64_t)t0 * HS, kh.data(), tq, ns, HS, false, true, scale);
+          for (int r = 0; r < tq; r++) {
+            int t = t0 + r;
+            float* row = S.data() + (int64_t)r * ns;
+            float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+            for (int s = 0; s <= t; s++) mx = row[s] > mx ? row[s] : mx;
+            float sum = 0.0f;  // t + 1 terms in (0, 1], one of them exactly 1
+#pragma omp simd reduction(+ : sum)
+            for (int s = 0; s <= t; s++) {
+              row[s] = vexp(row[s] - mx);
+              sum += row[s];
+            }
+            float inv = 1.0f / sum;
+            for (int s = 0; s <= t; s++) row[s] *= inv;
+            for (int s = t + 1; s < ns; s++) row[s] = 0.0f;  // the causal mask
+            lse_bh[t] = mx + std::log(sum);
+          }
+          // O[t0 : t0+tq] (tq, HS) = P (tq, ns) @ V[0 : ns]
+          matmul(oh.data() + (int64_t)t0 * HS, S.data(), vh.data(), tq, HS, ns, false, false);
+        }
+        scatter_head(out, oh.data(), b, h, T, NH, HS);
+      }
+  }
+}
+
+// Per query tile, with P recomputed as exp(scale * Q K^T - lse) (masked):
+//   dV += P^T dO
+//   dP  = dO V^T
+//   dS  = P * (dP - D),   D[t] = dO[t] . O[t] = sum_s P[t, s] dP[t, s]
+//   dQ += scale * dS K;   dK += scale * dS^T Q
+// Each thread owns whole heads, so dK and dV accumulate without races.
 void attention_backward(float* dq, float* dk, float* dv, const float* dout,
                         const float* q, const float* k, const float* v,
                         const float* out, const float* lse, int B, int T, int NH, int HS) {
   if (!dq && !dk && !dv) return;
-  const int64_t C = (int64_t)NH * HS;
   const float scale = 1.0f / std::sqrt((float)HS);
 #pragma omp parallel
   {
-    std::vector<float> p(T), ds(T);  // (T) each: one row of P and of dS
+    std::vector<float> qh((size_t)T * HS), kh(qh.size()), vh(qh.size()), doh(qh.size());
+    std::vector<float> dqh(qh.size()), dkh(qh.size()), dvh(qh.size()), D(T);
+    std::vector<float> P((size_t)kTile * T), dS(P.size());  // (tq, ns) each
 #pragma omp for collapse(2) schedule(dynamic, 1)
     for (int b = 0; b < B; b++)
-      for (int h = 0; h < NH; h++)
+      for (int h = 0; h < NH; h++) {
+        gather_head(qh.data(), q, b, h, T, NH, HS);
+        gather_head(kh.data(), k, b, h, T, NH, HS);
+        gather_head(vh.data(), v, b, h, T, NH, HS);
+        gather_head(doh.data(), dout, b, h, T, NH, HS);
         for (int t = 0; t < T; t++) {
-          int64_t row_t = (b * T + t) * C + h * HS;
-          const float* qt = q + row_t;
-          const float* dout_t = dout + row_t;
-          float l = lse[((int64_t)b * NH + h) * T + t];
-          float D = dot(dout_t, out + row_t, HS);
-          for (int s = 0; s <= t; s++) {
-            int64_t row_s = (b * T + s) * C + h * HS;
-            p[s] = vexp(scale * dot(qt, k + row_s, HS) - l);
-            ds[s] = p[s] * (dot(dout_t, v + row_s, HS) - D);
-          }
-          for (int s = 0; s <= t; s++) {
-            int64_t row_s = (b * T + s) * C + h * HS;
-            if (dv) axpy(dv + row_s, p[s], dout_t, HS);
-            if (dk) axpy(dk + row_s, scale * ds[s], qt, HS);
-            if (dq) axpy(dq + row_t, scale * ds[s], k + row_s, HS);
-          }
+          const float* ot = out + (((int64_t)b * T + t) * NH + h) * HS;
+          const float* dot_row = doh.data() + (int64_t)t * HS;
+          float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+          for (int i = 0; i < HS; i++) acc += dot_row[i] * ot[i];
+          D[t] = acc;
         }
+        std::fill(dqh.begin(), dqh.end(), 0.0f);
+        std::fill(dkh.begin(), dkh.end(), 0.0f);
+        std::fill(dvh.begin(), dvh.end(), 0.0f);
+        const float* lse_bh = lse + ((int64_t)b * NH + h) * T;
+        for (int t0 = 0; t0 < T; t0 += kTile) {
+          int tq = std::min(kTile, T - t0), ns = t0 + tq;
+          const float* q_tile = qh.data() + (int64_t)t0 * HS;
+          const float* do_tile = doh.data() + (int64_t)t0 * HS;
+          matmul(P.data(), q_tile, kh.data(), tq, ns, HS, false, true, scale);
+          for (int r = 0; r < tq; r++) {
+            int t = t0 + r;
+            float* row = P.data() + (int64_t)r * ns;
+            float l = lse_bh[t];
+#pragma omp simd
+            for (int s = 0; s <= t; s++) row[s] = vexp(row[s] - l);
+            for (int s = t + 1; s < ns; s++) row[s] = 0.0f;  // the causal mask
+          }
+          if (dv) matmul(dvh.data(), P.data(), do_tile, ns, HS, tq, true, false, 1.0f, 1.0f);
+          if (!dq && !dk) continue;
+          matmul(dS.data(), do_tile, vh.data(), tq, ns, HS, false, true);  // dP
+          for (int r = 0; r < tq; r++) {
+            float* ds_row = dS.data() + (int64_t)r * ns;
+            const float* p_row = P.data() + (int64_t)r * ns;
+            float Dt = D[t0 + r];
+#pragma omp simd
+            for (int s = 0; s < ns; s++) ds_row[s] = p_row[s] * (ds_row[s] - Dt);
+          }
+          if (dq) matmul(dqh.data() + (int64_t)t0 * HS, dS.data(), kh.data(), tq, HS, ns, false, false, scale, 1.0f);
+          if (dk) matmul(dkh.data(), dS.data(), q_tile, ns, HS, tq, true, false, scale, 1.0f);
+        }
+        if (dq) scatter_add_head(dq, dqh.data(), b, h, T, NH, HS);
+        if (dk) scatter_add_head(dk, dkh.data(), b, h, T, NH, HS);
+        if (dv) scatter_add_head(dv, dvh.data(), b, h, T, NH, HS);
+      }
   }
 }
 
