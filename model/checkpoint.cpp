@@ -1,7 +1,9 @@
 #include "model/checkpoint.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include "data/file_io.h"
@@ -88,6 +90,34 @@ Checkpoint load_checkpoint(const std::string& path) {
   }
   if (hash != header["fnv1a"].get<uint64_t>()) throw Error(path + ": checkpoint checksum mismatch (corrupt file)");
   return ck;
+}
+
+std::string resolve_checkpoint(const std::string& path) {
+  if (!std::filesystem::is_directory(path)) return path;
+  const std::string latest = path + "/latest";
+  if (!std::filesystem::exists(latest)) return "";
+  std::string name = read_file(latest);
+  while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+  return path + "/" + name;
+}
+
+std::string save_run_checkpoint(const std::string& dir, int step, const Checkpoint& ck, int keep) {
+  char name[64];
+  std::snprintf(name, sizeof name, "checkpoint_%08d.bin", step);
+  const std::string path = dir + "/" + name;
+  save_checkpoint(path, ck);
+  write_file_atomic(dir + "/latest", std::string(name) + "\n");
+  if (keep > 0) {
+    std::vector<std::string> all;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) {
+      const std::string f = e.path().filename().string();
+      if (f.rfind("checkpoint_", 0) == 0 && f.size() == std::strlen(name) && f.substr(f.size() - 4) == ".bin")
+        all.push_back(f);
+    }
+    std::sort(all.begin(), all.end());  // zero-padded steps sort by step
+    for (size_t i = 0; i + keep < all.size(); i++) std::filesystem::remove(dir + "/" + all[i]);
+  }
+  return path;
 }
 
 }  // namespace switchlora

@@ -42,4 +42,12 @@ struct Checkpoint {
 void save_checkpoint(const std::string& path, const Checkpoint& ck);
 Checkpoint load_checkpoint(const std::string& path);
 
+// A training run's directory keeps checkpoint_<step>.bin files and a file
+// `latest` naming the newest. A directory resolves to its newest checkpoint,
+// a file to itself; "" when a directory has none yet.
+std::string resolve_checkpoint(const std::string& path);
+// Saves `ck` as dir/checkpoint_<step>.bin, points dir/latest at it, and keeps
+// only the newest `keep` checkpoints (keep <= 0: all). Returns the path.
+std::string save_run_checkpoint(const std::string& dir, int step, const Checkpoint& ck, int keep);
+
 }  // namespace switchlora
