@@ -1,13 +1,15 @@
 // switchlora bench: time full training steps (forward, backward, clip,
 // switch, optimizer) on random tokens, and print one JSON line last:
-//   {"tokens_per_s": ..., "step_ms": ..., "gflops": ...}
+//   {"tokens_per_s": ..., "step_ms": ..., "gflops": ..., "gemm_gflops": ..., "fraction_of_gemm": ...}
 // Model FLOPs per token = 6 N_matmul + 12 L T C (forward + backward; the
 // PaLM / llm.c convention): N_matmul counts every weight matrix including
 // lm_head, as if full rank, so methods compare on equal terms.
 #include <chrono>
 #include <cstdio>
+#include <vector>
 
 #include "engine/error.h"
+#include "engine/ops.h"
 #include "engine/rng.h"
 #include "tools/commands.h"
 #include "tools/flags.h"
@@ -42,12 +44,25 @@ int cmd_bench(int argc, char** argv) {
   for (int i = 0; i < steps; i++) trainer.train_step(random_batch);
   const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
+  // The machine's single-precision GEMM rate, measured now: the yardstick
+  // this run's model FLOPs are reported against (DESIGN §9).
+  const int n = 1024;
+  std::vector<float> a((size_t)n * n, 0.5f), b((size_t)n * n, 0.25f), c((size_t)n * n);
+  cpu::matmul(c.data(), a.data(), b.data(), n, n, n, false, false);
+  const auto g0 = std::chrono::steady_clock::now();
+  const int reps = 5;
+  for (int i = 0; i < reps; i++) cpu::matmul(c.data(), a.data(), b.data(), n, n, n, false, false);
+  const double gemm_sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - g0).count();
+  const double gemm_gflops = 2.0 * n * n * n * reps / gemm_sec / 1e9;
+
   const double C = config.hidden_size, I = config.intermediate_size, L = config.num_hidden_layers;
   const double n_matmul = L * (4 * C * C + 3 * C * I) + (double)V * C;
   const double flops_per_token = 6 * n_matmul + 12 * L * o.max_length * C;
   const double tokens = (double)steps * o.total_batch_size * o.max_length;
-  std::printf("{\"tokens_per_s\": %.1f, \"step_ms\": %.2f, \"gflops\": %.2f}\n", tokens / sec,
-              1000 * sec / steps, flops_per_token * tokens / sec / 1e9);
+  const double gflops = flops_per_token * tokens / sec / 1e9;
+  std::printf("{\"tokens_per_s\": %.1f, \"step_ms\": %.2f, \"gflops\": %.2f, \"gemm_gflops\": %.2f, "
+              "\"fraction_of_gemm\": %.3f}\n",
+              tokens / sec, 1000 * sec / steps, gflops, gemm_gflops, gflops / gemm_gflops);
   return 0;
 }
 
