@@ -1,0 +1,67 @@
+#include "dist/nccl_communicator.h"
+
+#if SWITCHLORA_NCCL
+#include <cuda_runtime.h>
+
+namespace switchlora {
+
+namespace {
+
+// Every CUDA and NCCL call goes through one of these: a failure names the
+// call, file and line.
+#define CUDA_CHECK(call)                                                                      \
+  do {                                                                                        \
+    const cudaError_t cuda_err_ = (call);                                                     \
+    if (cuda_err_ != cudaSuccess)                                                             \
+      throw ::switchlora::Error(std::string(#call) + " failed at " + __FILE__ + ":" +         \
+                                std::to_string(__LINE__) + ": " + cudaGetErrorString(cuda_err_)); \
+  } while (0)
+
+#define NCCL_CHECK(call)                                                                      \
+  do {                                                                                        \
+    const ncclResult_t nccl_err_ = (call);                                                    \
+    if (nccl_err_ != ncclSuccess)                                                             \
+      throw ::switchlora::Error(std::string(#call) + " failed at " + __FILE__ + ":" +         \
+                                std::to_string(__LINE__) + ": " + ncclGetErrorString(nccl_err_)); \
+  } while (0)
+
+}  // namespace
+
+NcclCommunicator::NcclCommunicator(std::unique_ptr<Communicator> host) : host_(std::move(host)) {
+  int devices = 0;
+  CUDA_CHECK(cudaGetDeviceCount(&devices));
+  if (devices == 0) throw Error("NCCL communicator: no CUDA device on this host");
+  device_ = host_->local_rank() % devices;
+  CUDA_CHECK(cudaSetDevice(device_));
+  ncclUniqueId id;
+  if (host_->rank() == 0) NCCL_CHECK(ncclGetUniqueId(&id));
+  host_->broadcast(&id, sizeof id, 0);
+  NCCL_CHECK(ncclCommInitRank(&comm_, host_->world(), id, host_->rank()));
+  CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+}
+
+NcclCommunicator::~NcclCommunicator() {
+  if (stream_) cudaStreamDestroy(stream_);
+  if (comm_) ncclCommDestroy(comm_);
+}
+
+void NcclCommunicator::allreduce_mean(float* buf, size_t n) {
+  cudaPointerAttributes attr;
+  CUDA_CHECK(cudaPointerGetAttributes(&attr, buf));
+  if (attr.type != cudaMemoryTypeDevice && attr.type != cudaMemoryTypeManaged) {
+    host_->allreduce_mean(buf, n);
+    return;
+  }
+  NCCL_CHECK(ncclAllReduce(buf, buf, n, ncclFloat, ncclAvg, comm_, stream_));
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+void NcclCommunicator::abort(int code) {
+  // Unblocks this rank's pending NCCL kernels before the host takes every rank down.
+  if (comm_) ncclCommAbort(comm_);
+  comm_ = nullptr;
+  host_->abort(code);
+}
+
+}  // namespace switchlora
+#endif
