@@ -10,6 +10,7 @@
 #include "data/file_io.h"
 #include "data/loader.h"
 #include "data/tokenizer.h"
+#include "dist/sync_check.h"
 #include "engine/error.h"
 #include "tools/flags.h"
 #include "tools/trainer.h"
@@ -41,6 +42,8 @@ TrainOptions parse_train_flags(Flags& f) {
   o.seed = f.get_int("seed", 0, "seed for init, data order and switching");
   o.resume = f.get_string("resume", "", "continue from this checkpoint file");
   o.autoresume = f.get_bool("autoresume", "continue from SAVE_DIR/checkpoint.bin when it exists");
+  o.check_sync_every = f.get_int("check_sync_every", 0,
+                                 "with mpirun: abort if any rank's parameters differ, checked every N steps; 0 = only at start");
   o.lora.use_lora = f.get_bool("use_lora", "freeze W and train LoRA adapters A, B on q,k,v,o,gate,up,down");
   o.lora.lora_rank = f.get_int("lora_rank", 128, "LoRA rank r");
   o.lora.lora_alpha = f.get_float("lora_alpha", 1.0f, "LoRA scale s = lora_alpha / r");
@@ -91,6 +94,23 @@ nlohmann::json run_identity(const TrainOptions& o, const LlamaConfig& c) {
           {"remain_switch_step_state", o.sw.remain_switch_step_state}};
 }
 
+// What every rank must share, beyond run_identity: the flags that shape
+// collectives or the arithmetic, and the data itself. Ranks that differ would
+// drift apart or wait forever in mismatched collectives.
+nlohmann::json rank_identity(const TrainOptions& o, const LlamaConfig& c, const DataLoader& train,
+                             const DataLoader& val) {
+  nlohmann::json j = run_identity(o, c);
+  j["adam"] = {o.adam_beta1, o.adam_beta2, o.adam_eps};
+  j["eval_every"] = o.eval_every;
+  j["max_eval_batches"] = o.max_eval_batches;
+  j["check_sync_every"] = o.check_sync_every;
+  j["resume"] = o.resume;
+  j["autoresume"] = o.autoresume;
+  j["train_files"] = describe_files(train.files());
+  j["val_files"] = describe_files(val.files());
+  return j;
+}
+
 std::string format_duration(double s) {
   char buf[32];
   const int t = (int)std::lround(s);
@@ -132,11 +152,12 @@ int cmd_train(int argc, char** argv, Communicator& comm) {
     throw Error("--max_length " + std::to_string(o.max_length) + " exceeds max_sequence_length " +
                 std::to_string(config.max_sequence_length) + " of " + o.model_config);
 
-  Trainer trainer(o, config, comm);
   DataLoader train(o.data, "train", o.batch_size, o.max_length, comm.rank(), comm.world(), (uint64_t)o.seed,
                    config.vocab_size);
   DataLoader val(o.data, "val", o.batch_size, o.max_length, comm.rank(), comm.world(), (uint64_t)o.seed,
                  config.vocab_size);
+  if (comm.world() > 1) check_ranks_agree(comm, rank_identity(o, config, train, val));
+  Trainer trainer(o, config, comm);
   const int all_val = (int)(val.num_sequences() / ((int64_t)o.batch_size * comm.world()));
   const int eval_batches = o.max_eval_batches > 0 ? std::min(o.max_eval_batches, all_val) : all_val;
 
@@ -161,6 +182,8 @@ int cmd_train(int argc, char** argv, Communicator& comm) {
   } else if (main_rank) {
     write_file_atomic(metrics_path, "");
   }
+  // Same weights on every rank before the first step, a resumed run's too.
+  if (comm.world() > 1) trainer.check_in_sync(resume.empty() ? "at start" : "at start, after loading " + resume);
   auto save = [&]() {
     if (!main_rank) return;
     Checkpoint ck;
@@ -208,7 +231,7 @@ int cmd_train(int argc, char** argv, Communicator& comm) {
     const int step = trainer.step();
     const double eta = elapsed / (step - first) * (o.num_training_steps - step);
     nlohmann::json m = {{"step", step}, {"loss", s.loss}, {"lr", s.lr}, {"grad_norm", s.grad_norm},
-                        {"tokens_per_s", tokens_per_step / dt}};
+                        {"tokens_per_s", tokens_per_step / dt}, {"allreduce_bytes", s.allreduce_bytes}};
     if (trainer.switcher) {
       m["switched"] = s.switched;
       m["switch_interval"] = s.switch_interval;
@@ -219,9 +242,12 @@ int cmd_train(int argc, char** argv, Communicator& comm) {
                   o.num_training_steps, s.loss, s.lr, s.grad_norm, tokens_per_step / dt,
                   format_duration(eta).c_str());
       if (trainer.switcher) std::printf(" | switched %d", s.switched);
+      if (comm.world() > 1) std::printf(" | allreduce %.2f MB", s.allreduce_bytes / 1e6);
       std::printf("\n");
       std::fflush(stdout);
     }
+    if (comm.world() > 1 && o.check_sync_every > 0 && step % o.check_sync_every == 0)
+      trainer.check_in_sync("at step " + std::to_string(step));
     const bool last = step == o.num_training_steps;
     if (o.eval_every > 0 && step % o.eval_every == 0 && !last) {
       const auto [loss, ppl] = evaluate();

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "dist/sync_check.h"
 #include "engine/error.h"
 
 namespace switchlora {
@@ -50,6 +51,7 @@ StepStats Trainer::train_step(const BatchFn& next_batch) {
   }
   // Average the trainable gradients (and the loss, for logging) over ranks.
   comm_.allreduce_mean(grads, n);
+  s.allreduce_bytes = comm_.world() > 1 ? n * sizeof(float) : 0;
   float mean_loss = (float)(loss / accum_);
   comm_.allreduce_mean(&mean_loss, 1);
   s.loss = mean_loss;
@@ -75,6 +77,14 @@ float Trainer::evaluate(const BatchFn& next_batch, int batches) {
   float mean = (float)(total / std::max(1, batches));
   comm_.allreduce_mean(&mean, 1);
   return mean;
+}
+
+void Trainer::check_in_sync(const std::string& when) {
+  std::vector<NamedBuffer> buffers = {
+      {"trainable parameters", model.params.trainable.data(), model.params.num_trainable()},
+      {"frozen weights", model.params.frozen.data(), model.params.num_frozen()}};
+  if (switcher) buffers.push_back({"candidates", switcher->candidates().data(), switcher->num_candidates()});
+  switchlora::check_in_sync(comm_, buffers, when);
 }
 
 void Trainer::save_state(Checkpoint& ck) const {

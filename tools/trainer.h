@@ -37,6 +37,7 @@ struct TrainOptions {
   int seed = 0;
   std::string resume;
   bool autoresume = false;
+  int check_sync_every = 0;  // compare all parameters across ranks every N steps
   LoraOptions lora;
   bool switch_lora = false;
   SwitchOptions sw;
@@ -46,6 +47,7 @@ struct StepStats {
   float loss = 0, lr = 0, grad_norm = 0;
   int switched = 0;
   float switch_interval = 0;
+  size_t allreduce_bytes = 0;  // gradient bytes this rank all-reduced (0 alone)
 };
 
 // Fills inputs and targets (batch_size, max_length) with this rank's next micro-batch.
@@ -62,6 +64,9 @@ class Trainer {
   float evaluate(const BatchFn& next_batch, int batches);
 
   int step() const { return step_; }
+  // Every rank throws the same CollectiveError, naming `when`, unless all
+  // ranks hold bitwise the same trainable, frozen and candidate values.
+  void check_in_sync(const std::string& when);
   // Model, optimizer, switcher and step into ck.meta/blobs (and back).
   void save_state(Checkpoint& ck) const;
   void load_state(const Checkpoint& ck, const std::string& path);
