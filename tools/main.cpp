@@ -17,7 +17,8 @@ const char* kUsage =
     "  train     pre-train: full-rank, --use_lora or --switch_lora\n"
     "  eval      validation loss and perplexity of a checkpoint\n"
     "  sample    generate text from a checkpoint\n"
-    "  bench     time training steps on random tokens\n";
+    "  bench     time training steps on random tokens\n"
+    "  plan      parameter counts, all-reduce bytes and memory of a config and method\n";
 
 }  // namespace
 
@@ -31,21 +32,32 @@ int main(int argc, char** argv) {
   // Subcommands see their own flags only.
   int sub_argc = argc - 2;
   char** sub_argv = argv + 2;
+  // train's communicator is made first (under mpirun it calls MPI_Init) and
+  // outlives the try, so a failing rank can still take the others down.
+  std::unique_ptr<Communicator> comm;
   try {
     if (cmd == "train") {
-      auto comm = make_communicator(&argc, &argv);
+      comm = make_communicator(&argc, &argv);
       return cmd_train(sub_argc, sub_argv, *comm);
     }
     if (cmd == "prepare") return cmd_prepare(sub_argc, sub_argv);
     if (cmd == "eval") return cmd_eval(sub_argc, sub_argv);
     if (cmd == "sample") return cmd_sample(sub_argc, sub_argv);
     if (cmd == "bench") return cmd_bench(sub_argc, sub_argv);
+    if (cmd == "plan") return cmd_plan(sub_argc, sub_argv);
     std::fprintf(stderr, "switchlora: error: unknown command \"%s\"\n%s", cmd.c_str(), kUsage);
     return 2;
-  } catch (const Error& e) {
-    std::fprintf(stderr, "switchlora: error: %s\n", e.what());
+  } catch (const CollectiveError& e) {
+    // Every rank failed the same check together: one message, a normal exit.
+    if (!comm || comm->rank() == 0) std::fprintf(stderr, "switchlora: error: %s\n", e.what());
     return 2;
   } catch (const std::exception& e) {
+    if (comm && comm->world() > 1) {
+      // Failed alone: the other ranks may be waiting for this one in a collective.
+      std::fprintf(stderr, "switchlora: error: rank %d: %s\n", comm->rank(), e.what());
+      std::fflush(stderr);
+      comm->abort(2);
+    }
     std::fprintf(stderr, "switchlora: error: %s\n", e.what());
     return 2;
   }

@@ -1,0 +1,176 @@
+// switchlora plan (tools/plan.h, tools/cmd_plan.cpp): counts by hand for 1B,
+// agreement with the parameters the model really builds, the memory formulas,
+// and the CLI against what `train` reports at start.
+#include <doctest/doctest.h>
+
+#include <regex>
+
+#include "dist_cli.h"
+#include "model/llama.h"
+#include "model/switchlora.h"
+#include "tools/plan.h"
+
+using namespace switchlora;
+
+namespace {
+
+LlamaConfig small_config(int C, int I, int NH, int L, int V) {
+  LlamaConfig c;
+  c.hidden_size = C;
+  c.intermediate_size = I;
+  c.num_attention_heads = NH;
+  c.num_hidden_layers = L;
+  c.vocab_size = V;
+  c.max_sequence_length = 64;
+  return c;
+}
+
+// The first integer after `label` in `text`, or -1.
+long long number_after(const std::string& text, const std::string& label) {
+  std::smatch m;
+  if (!std::regex_search(text, m, std::regex(label + R"([ :,]+(\d+))"))) return -1;
+  return std::stoll(m[1]);
+}
+
+}  // namespace
+
+TEST_CASE("plan counts for llama_1b at rank 512 match the hand count and cut communication by 54%") {
+  const LlamaConfig c = load_config("configs/llama_1b.json");
+  // V = 32100, C = 2048, I = 5461, L = 24, r = 512.
+  // Always trained: embed + lm_head 2 V C = 131,481,600; norms (2L + 1) C = 100,352.
+  // Per block, W: q,k,v,o 4 C^2 = 16,777,216; gate, up, down 3 C I = 33,552,384.
+  const size_t always = 131481600ull + 100352ull;
+  const size_t W = 24ull * (16777216ull + 33552384ull);  // 1,207,910,400
+  // LoRA per block: r (in + out): 4 x 512 x 4096 + 3 x 512 x 7509 = 19,922,432.
+  const size_t adapters = 24ull * 19922432ull;
+  // Candidates per block: min(in, out) (in + out): 4 x 2048 x 4096 + 3 x 2048 x 7509 = 79,689,728.
+  const size_t candidates = 24ull * 79689728ull;
+
+  const ParamCounts full = count_parameters(c, Method::kFullRank, 512);
+  CHECK(full.trainable == always + W);
+  CHECK(full.trainable == 1339492352ull);
+  CHECK(full.frozen == 0);
+  CHECK(full.candidates == 0);
+  const ParamCounts sw = count_parameters(c, Method::kSwitchLora, 512);
+  CHECK(sw.trainable == always + adapters);
+  CHECK(sw.trainable == 609720320ull);
+  CHECK(sw.frozen == W);
+  CHECK(sw.candidates == candidates);
+  CHECK(sw.candidates == 1912553472ull);
+  CHECK(sw.total() == 1817630720ull);
+  const ParamCounts lora = count_parameters(c, Method::kLora, 512);
+  CHECK(lora.trainable == sw.trainable);
+  CHECK(lora.candidates == 0);
+  const ParamCounts galore = count_parameters(c, Method::kGalore, 512);
+  CHECK(galore.trainable == full.trainable);
+  // The paper: 54% less communication than full rank for 1.3B at rank 512.
+  const double cut = 1.0 - (double)sw.trainable / full.trainable;
+  CHECK(cut == doctest::Approx(0.545).epsilon(0.002));
+
+  // And the CLI prints exactly these numbers.
+  const auto r = test::run_command(test::bin() +
+                                   " plan --model_config configs/llama_1b.json --lora_rank 512 --switch_lora --dtype bf16");
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  CHECK(r.output.find("1339492352") != std::string::npos);
+  CHECK(r.output.find("609720320") != std::string::npos);
+  CHECK(r.output.find("1207910400") != std::string::npos);
+  CHECK(r.output.find("1912553472") != std::string::npos);
+  CHECK(r.output.find(std::to_string(2ull * 1339492352ull)) != std::string::npos);  // bf16 all-reduce bytes
+  CHECK(r.output.find(std::to_string(2ull * 609720320ull)) != std::string::npos);
+  CHECK(r.output.find("54.5% fewer bytes") != std::string::npos);
+}
+
+TEST_CASE("plan counts agree with the parameters Llama and SwitchLora allocate") {
+  struct Case {
+    LlamaConfig c;
+    int r;
+  };
+  // Square-ish, I < C (so min(in, out) flips for the MLP), odd sizes, more layers.
+  const Case cases[] = {{small_config(64, 176, 4, 2, 300), 8},
+                        {small_config(48, 40, 4, 1, 77), 5},
+                        {small_config(36, 100, 3, 3, 131), 1}};
+  for (const Case& k : cases) {
+    for (Method m : {Method::kFullRank, Method::kLora, Method::kSwitchLora}) {
+      INFO("C=", k.c.hidden_size, " I=", k.c.intermediate_size, " method ", method_name(m));
+      LoraOptions lo;
+      lo.use_lora = m != Method::kFullRank;
+      lo.lora_rank = lo.use_lora ? k.r : 0;
+      Llama model(k.c, lo, 1);
+      size_t candidates = 0;
+      if (m == Method::kSwitchLora) candidates = SwitchLora(model, SwitchOptions{}).num_candidates();
+      const ParamCounts n = count_parameters(k.c, m, k.r);
+      CHECK(n.trainable == model.params.num_trainable());
+      CHECK(n.frozen == model.params.num_frozen());
+      CHECK(n.total() == model.num_parameters());
+      CHECK(n.candidates == candidates);
+    }
+  }
+}
+
+TEST_CASE("plan memory: bytes per value times the counts, GaLore's projected state, the activation arena") {
+  const LlamaConfig c = small_config(64, 176, 4, 2, 300);
+  const int r = 8, B = 2, T = 16;
+  const ParamCounts n = count_parameters(c, Method::kSwitchLora, r);
+  const MemoryPlan host = plan_memory(c, Method::kSwitchLora, r, B, T, 2, false);
+  CHECK(host.weights == 2.0 * n.total());
+  CHECK(host.gradients == 2.0 * n.trainable);
+  CHECK(host.optimizer == 4.0 * n.trainable);  // two moments
+  CHECK(host.candidates_host == 2.0 * n.candidates);
+  CHECK(host.candidates_device == 0);
+  const MemoryPlan dev = plan_memory(c, Method::kSwitchLora, r, B, T, 2, true);
+  CHECK(dev.candidates_device == 2.0 * n.candidates);
+  CHECK(dev.device() == host.device() + 2.0 * n.candidates);
+
+  // Activations, N = 32 rows, C = 64, I = 176, NH = 4, V = 300, r = 8, L = 2:
+  // per block 8NC + 2N + N NH + 3NI + 7Nr = 16384 + 64 + 128 + 16896 + 1792 = 35264;
+  // final 2NC + 3N + NV = 4096 + 96 + 9600 = 13792;
+  // scratch 8NC + 3NI + Nr + NV = 16384 + 16896 + 256 + 9600 = 43136.
+  CHECK(host.activations == 2.0 * (2 * 35264 + 13792 + 43136));
+
+  // GaLore at r = 8: per block q,k,v,o (64 x 64) hold r (2 x 64 + 64) = 1536 each,
+  // gate, up, down (64, 176) hold r (2 x 176 + 64) = 3328 each: 16128 per block;
+  // embeddings, lm_head and norms keep two moments: 2 (2 x 300 x 64 + 5 x 64) = 77440.
+  const MemoryPlan g = plan_memory(c, Method::kGalore, r, B, T, 4, false);
+  CHECK(g.optimizer == 4.0 * (2 * 16128 + 77440));
+}
+
+TEST_CASE("plan prints the counts train reports at start for the same config") {
+  const std::string data = test::make_tiny_data("plan_data");
+  for (const std::string method : {"", " --use_lora", " --switch_lora"}) {
+    INFO("method:", method);
+    const std::string common = " --model_config configs/llama_tiny.json" + method + (method.empty() ? "" : " --lora_rank 8");
+    const auto train = test::run_command(test::bin() + " train" + common + " --data " + data +
+                                         " --batch_size 2 --max_length 16 --num_training_steps 1 --eval_every 0"
+                                         " --max_eval_batches 1 --save_dir " + data + "/run");
+    INFO(train.output);
+    REQUIRE(train.status == 0);
+    const auto plan = test::run_command(test::bin() + " plan" + common + " --vocab_size 300");
+    INFO(plan.output);
+    REQUIRE(plan.status == 0);
+    // plan's second column is the method's (the first is full rank).
+    auto method_column = [&](const std::string& label) {
+      std::smatch m;
+      REQUIRE(std::regex_search(plan.output, m, std::regex("  " + label + R"( +(\d+)(?: +(\d+))?)")));
+      return std::stoll(m[2].matched ? m[2] : m[1]);
+    };
+    for (const char* label : {"total", "trainable", "frozen", "candidates"}) {
+      INFO(label);
+      CHECK(number_after(train.output, label) == method_column(label));
+    }
+  }
+}
+
+TEST_CASE("plan rejects conflicting or bad flags with a message naming them") {
+  auto fails_with = [](const std::string& flags, const std::string& message) {
+    const auto r = test::run_command(test::bin() + " plan --model_config configs/llama_tiny.json " + flags);
+    INFO(r.output);
+    CHECK(r.status == 2);
+    CHECK(r.output.find("switchlora: error: " + message) != std::string::npos);
+  };
+  fails_with("--use_lora --galore", "choose one of --use_lora, --switch_lora, --galore");
+  fails_with("--switch_lora --dtype fp16", "--dtype must be fp32 or bf16, got \"fp16\"");
+  fails_with("--lora_rank 8", "--lora_rank needs --use_lora, --switch_lora or --galore");
+  fails_with("--use_lora --lora_rank 64", "--lora_rank 64 must be in (0, min(in, out) = 64)");
+  fails_with("--use_lora --candidates gpu", "--candidates must be host or device, got \"gpu\"");
+}

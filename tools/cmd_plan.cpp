@@ -1,0 +1,113 @@
+// switchlora plan: what a run costs, before running it. For full rank and the
+// chosen method side by side: parameter counts, bytes all-reduced per step
+// (the trainable gradients: all each rank sends) and memory per rank.
+//
+//   switchlora plan --model_config configs/llama_1b.json --lora_rank 512 --switch_lora --dtype bf16
+#include <cstdio>
+#include <vector>
+
+#include "engine/error.h"
+#include "tools/commands.h"
+#include "tools/flags.h"
+#include "tools/plan.h"
+
+namespace switchlora {
+
+namespace {
+
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+
+void row(const char* label, const std::vector<std::string>& cells) {
+  std::printf("  %-22s", label);
+  for (const std::string& c : cells) std::printf(" %20s", c.c_str());
+  std::printf("\n");
+}
+
+std::string gib(double bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f GiB", bytes / kGiB);
+  return buf;
+}
+
+}  // namespace
+
+int cmd_plan(int argc, char** argv) {
+  Flags f(argc, argv, "plan", "Parameter counts, all-reduce bytes per step and memory, for full rank and a method.");
+  const std::string path = f.get_string("model_config", "", "model config JSON, e.g. configs/llama_1b.json");
+  const int vocab_size = f.get_int("vocab_size", 0, "vocabulary size; 0 = the config's");
+  const bool use_lora = f.get_bool("use_lora", "LoRA: frozen W, trainable A, B");
+  const bool switch_lora = f.get_bool("switch_lora", "SwitchLoRA: LoRA plus candidate pools");
+  const bool galore = f.get_bool("galore", "GaLore: full-rank weights, Adam on rank-r gradient projections");
+  const int r = f.get_int("lora_rank", 128, "LoRA rank r (GaLore: the projection rank)");
+  const int B = f.get_int("batch_size", 8, "sequences per micro-batch per rank");
+  const int T = f.get_int("max_length", 256, "sequence length T");
+  const std::string dtype = f.get_string("dtype", "fp32", "fp32 | bf16: how weights, gradients and state are stored");
+  const std::string cand = f.get_string("candidates", "host", "host | device: where SwitchLoRA's candidates live");
+  if (f.finish()) return 0;
+
+  if (path.empty()) throw Error("--model_config is required (e.g. configs/llama_1b.json)");
+  if ((int)use_lora + (int)switch_lora + (int)galore > 1)
+    throw Error("choose one of --use_lora, --switch_lora, --galore");
+  const Method m = switch_lora ? Method::kSwitchLora : use_lora ? Method::kLora
+                   : galore    ? Method::kGalore     : Method::kFullRank;
+  if (m == Method::kFullRank && f.has("lora_rank")) throw Error("--lora_rank needs --use_lora, --switch_lora or --galore");
+  if (dtype != "fp32" && dtype != "bf16") throw Error("--dtype must be fp32 or bf16, got \"" + dtype + "\"");
+  if (cand != "host" && cand != "device") throw Error("--candidates must be host or device, got \"" + cand + "\"");
+  if (B <= 0 || T <= 0) throw Error("--batch_size and --max_length must be > 0");
+  LlamaConfig c = load_config(path);
+  if (vocab_size > 0) c.vocab_size = vocab_size;
+  if (T > c.max_sequence_length)
+    throw Error("--max_length " + std::to_string(T) + " exceeds max_sequence_length " +
+                std::to_string(c.max_sequence_length) + " of " + path);
+  const int e = dtype == "bf16" ? 2 : 4;
+
+  std::vector<Method> methods = {Method::kFullRank};
+  if (m != Method::kFullRank) methods.push_back(m);
+  std::vector<ParamCounts> n;
+  std::vector<MemoryPlan> mem;
+  for (Method x : methods) {
+    n.push_back(count_parameters(c, x, r));
+    mem.push_back(plan_memory(c, x, r, B, T, e, cand == "device"));
+  }
+  auto cells = [&](auto value) {
+    std::vector<std::string> out;
+    for (size_t i = 0; i < methods.size(); i++) out.push_back(value(i));
+    return out;
+  };
+  auto count = [&](size_t ParamCounts::*field) {
+    return cells([&](size_t i) { return std::to_string(n[i].*field); });
+  };
+  auto bytes = [&](double MemoryPlan::*field) { return cells([&](size_t i) { return gib(mem[i].*field); }); };
+
+  std::printf("model %s: V=%d C=%d I=%d NH=%d L=%d | rank %d | %s | batch %d x %d tokens per rank\n\n",
+              path.c_str(), c.vocab_size, c.hidden_size, c.intermediate_size, c.num_attention_heads,
+              c.num_hidden_layers, r, dtype.c_str(), B, T);
+  row("", cells([&](size_t i) { return std::string(method_name(methods[i])); }));
+  std::printf("parameters\n");
+  row("total", cells([&](size_t i) { return std::to_string(n[i].total()); }));
+  row("trainable", count(&ParamCounts::trainable));
+  row("frozen", count(&ParamCounts::frozen));
+  row("candidates", count(&ParamCounts::candidates));
+  std::printf("all-reduce per optimizer step (trainable gradients)\n");
+  row("bytes", cells([&](size_t i) { return std::to_string(n[i].trainable * e); }));
+  row("of full-rank's", cells([&](size_t i) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.1f%%", 100.0 * n[i].trainable / n[0].trainable);
+        return std::string(buf);
+      }));
+  std::printf("memory per rank\n");
+  row("weights", bytes(&MemoryPlan::weights));
+  row("gradients", bytes(&MemoryPlan::gradients));
+  row("optimizer state", bytes(&MemoryPlan::optimizer));
+  row("candidates on device", bytes(&MemoryPlan::candidates_device));
+  row("candidates on host", bytes(&MemoryPlan::candidates_host));
+  row("activations", bytes(&MemoryPlan::activations));
+  row("device total", cells([&](size_t i) { return gib(mem[i].device()); }));
+  if (m != Method::kFullRank)
+    std::printf("\n%s all-reduces %.1f%% fewer bytes per step than full-rank\n", method_name(m),
+                100.0 * (1.0 - (double)n[1].trainable / n[0].trainable));
+  if (m == Method::kGalore) std::printf("(GaLore is not in `switchlora train` yet: these are its expected costs)\n");
+  return 0;
+}
+
+}  // namespace switchlora
