@@ -1,0 +1,138 @@
+// The op set of the CUDA backend: the twin of engine/ops.h, same names, same
+// argument order, same semantics, on DEVICE pointers (fp32 unless a name says
+// bf16):
+//   - forward functions overwrite their outputs;
+//   - backward functions ACCUMULATE (+=) into gradient buffers; a null
+//     gradient pointer means "not needed" and is skipped.
+// Every call is queued on the default stream and returns without waiting,
+// except cross_entropy_forward, which returns the mean loss to the host.
+// Kernels cannot throw, so the checks the CPU ops make on token and target
+// ids become NaN outputs here (see embedding.cu, cross_entropy.cu).
+//
+// Beyond engine/ops.h: the AdamW step and the SwitchLoRA rank-1 W updates
+// (the CPU versions live in optim/adamw.cpp and model/switchlora.cpp), a
+// bf16 GEMM with fp32 accumulation, fp32 <-> bf16 conversion, and a small
+// device-memory helper.
+#pragma once
+#include <cuda_bf16.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "optim/adamw.h"
+
+namespace switchlora::cuda {
+
+// ---------------------------------------------------------------- device
+// Number of usable CUDA devices; 0 when there is no driver or no device
+// (never throws, so callers can ask before deciding to use the GPU).
+int device_count();
+void* device_alloc(size_t bytes);          // cudaMalloc; throws on failure
+void device_free(void* p);                 // null is fine
+void copy_to_device(void* dst, const void* src, size_t bytes);  // waits
+void copy_to_host(void* dst, const void* src, size_t bytes);    // waits
+void device_synchronize();                 // waits, and reports any kernel fault
+
+// ---------------------------------------------------------------- matmul
+// C (M, N) = alpha * op(A) @ op(B) + beta * C, row-major, through cuBLAS.
+// op(A) is (M, K): A is stored (M, K), or (K, M) when transA.
+// op(B) is (K, N): B is stored (K, N), or (N, K) when transB.
+// beta = 0 overwrites C (C may be uninitialised, even NaN).
+void matmul(float* C, const float* A, const float* B, int M, int N, int K,
+            bool transA, bool transB, float alpha = 1.0f, float beta = 0.0f);
+// Gradients of C = op(A) @ op(B) (alpha = 1):  dA += ..., dB += ...
+void matmul_backward(float* dA, float* dB, const float* dC, const float* A,
+                     const float* B, int M, int N, int K, bool transA, bool transB);
+// y (N, out) = x (N, in) @ W^T  with W (out, in)
+void linear_forward(float* y, const float* x, const float* W, int N, int in, int out);
+// dx (N, in) += dy @ W;   dW (out, in) += dy^T @ x
+void linear_backward(float* dx, float* dW, const float* dy, const float* x,
+                     const float* W, int N, int in, int out);
+// TF32 tensor cores for the fp32 GEMMs above (10-bit mantissa inputs, fp32
+// accumulation): about 8x the fp32 rate, relative error ~1e-3. Off by default.
+void set_tf32(bool enabled);
+// The same product with bf16 inputs, fp32 accumulation and an fp32 C.
+void matmul_bf16(float* C, const __nv_bfloat16* A, const __nv_bfloat16* B, int M, int N,
+                 int K, bool transA, bool transB, float alpha = 1.0f, float beta = 0.0f);
+
+// ---------------------------------------------------------------- conversion
+// Round to nearest even, as __float2bfloat16 does; bf16 -> fp32 is exact.
+void float_to_bf16(__nv_bfloat16* out, const float* in, int64_t n);
+void bf16_to_float(float* out, const __nv_bfloat16* in, int64_t n);
+
+// ---------------------------------------------------------------- embedding
+// out (N, C) = wte[tokens[n], :]     tokens (N), wte (V, C)
+void embedding_forward(float* out, const int32_t* tokens, const float* wte, int N, int C);
+// dwte[tokens[n], :] += dout[n, :]
+void embedding_backward(float* dwte, const float* dout, const int32_t* tokens, int N, int C);
+
+// ---------------------------------------------------------------- RMSNorm
+// y = x / sqrt(mean(x^2) + eps) * g      x, y: (N, C)   g: (C)   rstd: (N)
+void rmsnorm_forward(float* y, float* rstd, const float* x, const float* g,
+                     int N, int C, float eps);
+// dx += ..., dg += ...
+void rmsnorm_backward(float* dx, float* dg, const float* dy, const float* x,
+                      const float* g, const float* rstd, int N, int C);
+
+// ---------------------------------------------------------------- RoPE
+// HF LLaMA's rotate_half convention; x, out: (B, T, NH, HS)
+void rope_forward(float* out, const float* x, int B, int T, int NH, int HS, float theta);
+// dx += R^T dout
+void rope_backward(float* dx, const float* dout, int B, int T, int NH, int HS, float theta);
+
+// ---------------------------------------------------------------- attention
+// Causal multi-head attention, scale 1/sqrt(HS), HS even and <= 128.
+// q, k, v, out: (B, T, NH, HS)   lse: (B, NH, T)
+void attention_forward(float* out, float* lse, const float* q, const float* k,
+                       const float* v, int B, int T, int NH, int HS);
+// dq, dk, dv += ...   (out and lse are the forward's)
+void attention_backward(float* dq, float* dk, float* dv, const float* dout,
+                        const float* q, const float* k, const float* v,
+                        const float* out, const float* lse, int B, int T, int NH, int HS);
+
+// ---------------------------------------------------------------- SwiGLU
+// out = silu(gate) * up   (N) elements
+void swiglu_forward(float* out, const float* gate, const float* up, int64_t N);
+// dgate += ..., dup += ...
+void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate,
+                     const float* up, int64_t N);
+
+// ---------------------------------------------------------------- residual
+// out = a + b   (N) elements; out may alias a or b
+void residual_forward(float* out, const float* a, const float* b, int64_t N);
+// da += dout, db += dout
+void residual_backward(float* da, float* db, const float* dout, int64_t N);
+
+// ---------------------------------------------------------------- cross-entropy
+// losses[n] = logsumexp(logits[n, :]) - logits[n, targets[n]]
+// logits: (N, V)   targets, losses, lse: (N). Returns the mean loss (waits).
+float cross_entropy_forward(float* losses, float* lse, const float* logits,
+                            const int32_t* targets, int N, int V);
+// dlogits[n, :] += scale * (softmax(logits[n, :]) - onehot(targets[n]))
+void cross_entropy_backward(float* dlogits, const float* logits, const float* lse,
+                            const int32_t* targets, float scale, int N, int V);
+
+// ---------------------------------------------------------------- AdamW
+// One AdamW step of one tensor `t` of the trainable buffer, exactly as
+// AdamW::step does it on the CPU (optim/adamw.h): params, m, v, grads are the
+// whole buffers and t.offset locates the tensor in them. counters: this
+// tensor's step counters on the device, one per vector (1, t.rows or t.cols
+// as t.counter says); frozen: one flag per vector on the device, or null
+// (t.frozen, a host pointer, is ignored). A frozen vector is skipped: no
+// counter increment, no moment update, no decay.
+void adamw_update(float* params, float* m, float* v, const float* grads, int64_t* counters,
+                  const uint8_t* frozen, const OptimParam& t, const AdamWConfig& config,
+                  float lr);
+
+// ---------------------------------------------------------------- SwitchLoRA
+// The W correction of switching row `slot` of A (r, in) to candidate c (in),
+// with W (out, in) and B (out, r):
+//   W += s * B[:, slot] (A[slot, :] - c)      keeps W + s B A unchanged
+void switch_A_update(float* W, const float* B, const float* A, const float* c, float s,
+                     int slot, int out, int in, int r);
+// Switching column `slot` of B to candidate c (out):
+//   W += s * (B[:, slot] - c) A[slot, :]
+void switch_B_update(float* W, const float* B, const float* A, const float* c, float s,
+                     int slot, int out, int in, int r);
+
+}  // namespace switchlora::cuda

@@ -1,0 +1,81 @@
+#!/bin/bash
+# The checks that need a GPU, in one go (a few minutes on an H200):
+#   1. build the CUDA backend for sm_90 only, into build-gpu/;
+#   2. run tests/test_cuda_ops (every CUDA op against the CPU op); here its
+#      cases must RUN: a run that skips them counts as a failure;
+#   3. the whole-model benchmark on the GPU, when `switchlora bench` has a
+#      --device flag, and PyTorch's on the GPU when bench/torch_llama.py has one;
+# then print a short table. Exit status 0 only if the build and the tests pass.
+#
+#   tools/device_check.sh            (from the repository root)
+set -u -o pipefail
+cd "$(dirname "$0")/.."
+
+BUILD=build-gpu
+JOBS=$(nproc)
+LOG=$BUILD/device_check.log
+declare -a ROWS
+row() { ROWS+=("$(printf '%-26s %s' "$1" "$2")"); }
+finish() {
+  echo
+  echo "== device check =="
+  printf '%s\n' "${ROWS[@]}"
+  exit "$1"
+}
+
+mkdir -p "$BUILD"
+: >"$LOG"
+GPU=$(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | head -1)
+row "gpu" "${GPU:-none found by nvidia-smi}"
+
+# 1. Build.
+t0=$(date +%s)
+if ! cmake -S . -B "$BUILD" -DSWITCHLORA_CUDA_ARCHS=90 >>"$LOG" 2>&1; then
+  row "configure" "FAILED (see $LOG)"
+  finish 1
+fi
+if ! grep -q "switchlora: CUDA found" "$LOG"; then
+  row "configure" "FAILED: CMake found no nvcc, so no CUDA backend (see $LOG)"
+  finish 1
+fi
+if ! cmake --build "$BUILD" -j "$JOBS" --target test_cuda_ops switchlora >>"$LOG" 2>&1; then
+  row "build" "FAILED (see $LOG)"
+  finish 1
+fi
+row "build (sm_90, -j$JOBS)" "$(($(date +%s) - t0)) s"
+
+# 2. Op parity. doctest's last line: "test cases: N | P passed | F failed | S skipped".
+out=$(timeout 300 "$BUILD/test_cuda_ops" 2>&1)
+rc=$?
+echo "$out" >>"$LOG"
+summary=$(echo "$out" | grep "test cases:" | tail -1 | sed 's/.*test cases: *//')
+skipped=$(echo "$summary" | sed -n 's/.*| *\([0-9]*\) skipped.*/\1/p')
+passed=$(echo "$summary" | sed -n 's/[^|]*| *\([0-9]*\) passed.*/\1/p')
+status=0
+if [ $rc -ne 0 ]; then
+  echo "$out" | tail -40
+  row "test_cuda_ops" "FAILED (exit $rc): $summary"
+  status=1
+elif [ "${skipped:-1}" != "0" ] || [ "${passed:-0}" = "0" ]; then
+  row "test_cuda_ops" "FAILED: cases were skipped, no GPU seen: $summary"
+  status=1
+else
+  row "test_cuda_ops" "passed: $summary"
+fi
+
+# 3. Whole-model benchmarks, only where a GPU path exists.
+BENCH_ARGS=(--model_config configs/llama_60m.json --batch_size 8 --max_length 256 --steps 10)
+if "$BUILD/switchlora" bench --help 2>/dev/null | grep -q -- "--device"; then
+  json=$(timeout 180 "$BUILD/switchlora" bench --device cuda "${BENCH_ARGS[@]}" 2>>"$LOG" | tail -1)
+  row "switchlora bench (60m)" "${json:-FAILED (see $LOG)}"
+else
+  row "switchlora bench" "whole-model CUDA path: not wired yet"
+fi
+if python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null &&
+    python3 bench/torch_llama.py --help 2>/dev/null | grep -q -- "--device"; then
+  json=$(timeout 180 python3 bench/torch_llama.py --device cuda "${BENCH_ARGS[@]}" 2>>"$LOG" | tail -1)
+  row "pytorch bench (60m)" "${json:-FAILED (see $LOG)}"
+else
+  row "pytorch bench" "skipped: no CUDA PyTorch, or bench/torch_llama.py has no --device"
+fi
+finish $status
