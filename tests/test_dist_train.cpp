@@ -126,7 +126,7 @@ TEST_CASE("ranks started with different configs or flags exit non-zero within se
   CHECK(r.status != 124);  // failed, not timed out
   CHECK(r.seconds < 30);
   CHECK(r.output.find("ranks disagree on the run's config, flags, data or seed") != std::string::npos);
-  CHECK(r.output.find("rank 1 has lr = 0.00") != std::string::npos);
+  CHECK(r.output.find("rank 1 has lr = 0.002 (rank 0: 0.003)") != std::string::npos);
   CHECK(r.output.find("rank 1 has config.hidden_size = 128 (rank 0: 64)") != std::string::npos);
 }
 
