@@ -137,7 +137,7 @@ TEST_CASE("bad input is a one-line error naming the flag, and nothing is overwri
       {"--max_length 512", "max_sequence_length"},
       {"--lora_rank 8", "--lora_rank"},
       {"--switch_lora --lora_rank 64", "--lora_rank"},
-      {"--switch_lora --lora_rank 8 --switch_lora_interval 8", "--adam_warm_step"},
+      {"--switch_lora --lora_rank 8 --switch_lora_interval 8 --fix_switch_lora_interval", "--adam_warm_step"},
       {"--switch_lora --lora_rank 8 --switch_lora_interval -1", "--switch_lora_interval"},
       {"--switch_lora --lora_rank 8 --switch_lora_descent_rate 0", "--switch_lora_descent_rate"},
       {"--scheduler stepwise", "--scheduler"},

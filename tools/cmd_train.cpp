@@ -38,10 +38,11 @@ TrainOptions parse_train_flags(Flags& f) {
   o.eval_every = f.get_int("eval_every", 100, "evaluate on the validation split every N steps; 0 = only at the end");
   o.max_eval_batches = f.get_int("max_eval_batches", 0, "cap on validation micro-batches; 0 = the whole split");
   o.save_every = f.get_int("save_every", 0, "checkpoint every N steps (always at the end); 0 = only at the end");
-  o.save_dir = f.get_string("save_dir", "runs/default", "where checkpoint.bin and metrics.jsonl go");
+  o.save_dir = f.get_string("save_dir", "runs/default", "where checkpoints and metrics.jsonl go");
+  o.keep_checkpoints = f.get_int("keep_checkpoints", 2, "keep the newest N checkpoints; 0 = all");
   o.seed = f.get_int("seed", 0, "seed for init, data order and switching");
-  o.resume = f.get_string("resume", "", "continue from this checkpoint file");
-  o.autoresume = f.get_bool("autoresume", "continue from SAVE_DIR/checkpoint.bin when it exists");
+  o.resume = f.get_string("resume", "", "continue from this checkpoint (a file, or a run directory: its newest)");
+  o.autoresume = f.get_bool("autoresume", "continue from the newest checkpoint in --save_dir when there is one");
   o.check_sync_every = f.get_int("check_sync_every", 0,
                                  "with mpirun: abort if any rank's parameters differ, checked every N steps; 0 = only at start");
   o.lora.use_lora = f.get_bool("use_lora", "freeze W and train LoRA adapters A, B on q,k,v,o,gate,up,down");
@@ -163,9 +164,10 @@ int cmd_train(int argc, char** argv, Communicator& comm) {
 
   // Resume: the checkpoint holds model, optimizer, switcher, step and data position.
   std::filesystem::create_directories(o.save_dir);
-  const std::string ckpt_path = o.save_dir + "/checkpoint.bin", metrics_path = o.save_dir + "/metrics.jsonl";
-  std::string resume = o.resume;
-  if (resume.empty() && o.autoresume && std::filesystem::exists(ckpt_path)) resume = ckpt_path;
+  const std::string metrics_path = o.save_dir + "/metrics.jsonl";
+  std::string resume = o.resume.empty() ? "" : resolve_checkpoint(o.resume);
+  if (!o.resume.empty() && resume.empty()) throw Error("--resume " + o.resume + ": no checkpoint in that directory");
+  if (resume.empty() && o.autoresume) resume = resolve_checkpoint(o.save_dir);
   const nlohmann::json identity = run_identity(o, config);
   if (!resume.empty()) {
     Checkpoint ck = load_checkpoint(resume);
@@ -184,6 +186,7 @@ int cmd_train(int argc, char** argv, Communicator& comm) {
   }
   // Same weights on every rank before the first step, a resumed run's too.
   if (comm.world() > 1) trainer.check_in_sync(resume.empty() ? "at start" : "at start, after loading " + resume);
+  std::string last_saved;
   auto save = [&]() {
     if (!main_rank) return;
     Checkpoint ck;
@@ -191,7 +194,7 @@ int cmd_train(int argc, char** argv, Communicator& comm) {
     ck.meta["identity"] = identity;
     ck.meta["data_position"] = train.position();
     ck.meta["data"] = o.data;
-    save_checkpoint(ckpt_path, ck);
+    last_saved = save_run_checkpoint(o.save_dir, trainer.step(), ck, o.keep_checkpoints);
   };
 
   const ParamStore& ps = trainer.model.params;
@@ -261,7 +264,7 @@ int cmd_train(int argc, char** argv, Communicator& comm) {
   log({{"step", trainer.step()}, {"val_loss", loss}, {"val_ppl", ppl}, {"final", true}});
   if (main_rank) {
     std::printf("final validation loss %.4f | perplexity %.2f\n", loss, ppl);
-    std::printf("checkpoint: %s\n", ckpt_path.c_str());
+    std::printf("checkpoint: %s\n", last_saved.c_str());
   }
   return 0;
 }

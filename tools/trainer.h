@@ -32,7 +32,7 @@ struct TrainOptions {
   float min_lr_ratio = 0.1f;
   float adam_beta1 = 0.9f, adam_beta2 = 0.999f, adam_eps = 1e-8f, weight_decay = 0.0f;
   float clip_grad_norm = 1.0f;
-  int eval_every = 100, save_every = 0, max_eval_batches = 0;
+  int eval_every = 100, save_every = 0, max_eval_batches = 0, keep_checkpoints = 2;
   std::string save_dir = "runs/default";
   int seed = 0;
   std::string resume;
@@ -92,7 +92,8 @@ TrainOptions parse_train_flags(Flags& f);
 void validate_train_options(const TrainOptions& o, int world);
 
 // A model for inference from a training checkpoint (config, method and
-// weights; no optimizer). data_dir, when given, receives the run's --data.
+// weights; no optimizer): a checkpoint file or a run directory (its newest).
+// data_dir, when given, receives the run's --data.
 std::unique_ptr<Llama> load_model(const std::string& checkpoint, std::string* data_dir = nullptr);
 
 }  // namespace switchlora
