@@ -9,6 +9,7 @@
 #include "data/tokenizer.h"
 #include "engine/error.h"
 #include "engine/rng.h"
+#include "model/export.h"
 #include "tools/commands.h"
 #include "tools/flags.h"
 #include "tools/trainer.h"
@@ -35,7 +36,7 @@ int32_t sample_token(const float* logits, int V, float temperature, int top_k, R
 
 int cmd_sample(int argc, char** argv) {
   Flags f(argc, argv, "sample", "Generate text from a checkpoint.");
-  const std::string path = f.get_string("checkpoint", "", "checkpoint file (SAVE_DIR/checkpoint.bin)");
+  const std::string path = f.get_string("checkpoint", "", "checkpoint file (SAVE_DIR/checkpoint.bin) or export directory");
   std::string data = f.get_string("data", "", "directory with the tokenizer; default: the run's --data");
   const std::string prompt = f.get_string("prompt", "The", "text to continue");
   const int max_new = f.get_int("max_new_tokens", 100, "tokens to generate");
@@ -46,7 +47,8 @@ int cmd_sample(int argc, char** argv) {
   if (path.empty()) throw Error("--checkpoint is required");
   std::string trained_on;
   auto model = load_model(path, &trained_on);
-  if (data.empty()) data = trained_on;
+  // An export carries its own copy of the tokenizer.
+  if (data.empty()) data = is_export_dir(path) ? path : trained_on;
   const Tokenizer tok = Tokenizer::load(data);
   std::vector<int32_t> ids = tok.encode(prompt);
   if (ids.empty()) ids.push_back(tok.eot_token());

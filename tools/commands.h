@@ -9,6 +9,7 @@ int cmd_train(int argc, char** argv, Communicator& comm);
 int cmd_eval(int argc, char** argv);
 int cmd_sample(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
+int cmd_export(int argc, char** argv);
 int cmd_plan(int argc, char** argv);
 
 }  // namespace switchlora

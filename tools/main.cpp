@@ -18,6 +18,7 @@ const char* kUsage =
     "  eval      validation loss and perplexity of a checkpoint\n"
     "  sample    generate text from a checkpoint\n"
     "  bench     time training steps on random tokens\n"
+    "  export    a checkpoint as a Hugging Face LlamaForCausalLM directory\n"
     "  plan      parameter counts, all-reduce bytes and memory of a config and method\n";
 
 }  // namespace
@@ -44,6 +45,7 @@ int main(int argc, char** argv) {
     if (cmd == "eval") return cmd_eval(sub_argc, sub_argv);
     if (cmd == "sample") return cmd_sample(sub_argc, sub_argv);
     if (cmd == "bench") return cmd_bench(sub_argc, sub_argv);
+    if (cmd == "export") return cmd_export(sub_argc, sub_argv);
     if (cmd == "plan") return cmd_plan(sub_argc, sub_argv);
     std::fprintf(stderr, "switchlora: error: unknown command \"%s\"\n%s", cmd.c_str(), kUsage);
     return 2;

@@ -4,6 +4,7 @@
 
 #include "dist/sync_check.h"
 #include "engine/error.h"
+#include "model/export.h"
 
 namespace switchlora {
 
@@ -122,6 +123,8 @@ void Trainer::load_state(const Checkpoint& ck, const std::string& path) {
 }
 
 std::unique_ptr<Llama> load_model(const std::string& path, std::string* data_dir) {
+  // An export (model/export.h) is a directory: full-rank weights, adapters merged.
+  if (is_export_dir(path)) return load_export(path, data_dir);
   const Checkpoint ck = load_checkpoint(path);
   const LlamaConfig config = config_from_json(ck.meta.at("config").dump(), path + " (config)");
   const nlohmann::json& l = ck.meta.at("lora");
