@@ -3,9 +3,12 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -187,8 +190,7 @@ void export_model(const Llama& model, const std::string& data_dir, const std::st
     if (!fs::is_regular_file(fs::path(data_dir) / f))
       throw Error("tokenizer file " + (fs::path(data_dir) / f).string() + " not found (pass --data DIR)");
 
-  const std::string pid = std::to_string(getpid());
-  const fs::path tmp = out.string() + ".tmp." + pid, old = out.string() + ".old." + pid;
+  const fs::path tmp = out.string() + ".tmp." + std::to_string(getpid());
   fs::remove_all(tmp);
   fs::create_directories(tmp);
   try {
@@ -197,15 +199,20 @@ void export_model(const Llama& model, const std::string& data_dir, const std::st
     write_file_atomic((tmp / "config.json").string(), config_to_json(model.config) + "\n");
     for (const char* f : {"encoder.json", "vocab.bpe"})
       write_file_atomic((tmp / f).string(), read_file((fs::path(data_dir) / f).string()));
-    // Swap directories: a reader sees the old export or the new one, whole.
-    if (fs::exists(out)) fs::rename(out, old);
-    fs::rename(tmp, out);
+    // A reader sees the old export or the new one, whole: a fresh name is
+    // one rename; an old export is swapped with the new one in one call
+    // (Linux's RENAME_EXCHANGE), which leaves the old one under tmp.
+    if (!fs::exists(out)) {
+      fs::rename(tmp, out);
+    } else if (renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, out.c_str(), RENAME_EXCHANGE) != 0) {
+      throw Error("cannot swap " + tmp.string() + " with " + out.string() + ": " + std::strerror(errno));
+    }
   } catch (...) {
     std::error_code ec;
     fs::remove_all(tmp, ec);
     throw;
   }
-  fs::remove_all(old);
+  fs::remove_all(tmp);
 }
 
 std::unique_ptr<Llama> load_export(const std::string& dir, std::string* data_dir) {

@@ -44,8 +44,9 @@ std::vector<NamedTensor> model_tensors(const Llama& model);
 // The weights of HF's LlamaForCausalLM: adapters folded in, W + s B A.
 std::vector<NamedTensor> merged_tensors(const Llama& model);
 
-// Writes the export into a temporary directory, then renames it to out_dir.
-// An existing out_dir is replaced only when it is an export itself.
+// Writes the export into a temporary directory, then renames it to out_dir
+// (or swaps the two atomically when out_dir exists). An existing out_dir is
+// replaced only when it is an export itself or empty.
 // data_dir holds the tokenizer; it is recorded in the weights' metadata so
 // that `eval` of the export finds the run's validation split.
 void export_model(const Llama& model, const std::string& data_dir, const std::string& out_dir);
