@@ -12,7 +12,7 @@ namespace switchlora {
 
 int cmd_eval(int argc, char** argv) {
   Flags f(argc, argv, "eval", "Validation loss and perplexity of a checkpoint.");
-  const std::string path = f.get_string("checkpoint", "", "checkpoint file (SAVE_DIR/checkpoint.bin) or export directory");
+  const std::string path = f.get_string("checkpoint", "", "a checkpoint file, a run directory (its newest) or an export directory");
   std::string data = f.get_string("data", "", "prepared data directory; default: the one the run trained on");
   const int B = f.get_int("batch_size", 8, "sequences per batch");
   const int T = f.get_int("max_length", 256, "sequence length");

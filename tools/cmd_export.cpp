@@ -12,7 +12,7 @@ namespace switchlora {
 
 int cmd_export(int argc, char** argv) {
   Flags f(argc, argv, "export", "Write a checkpoint as a Hugging Face LlamaForCausalLM directory.");
-  const std::string path = f.get_string("checkpoint", "", "checkpoint file (SAVE_DIR/checkpoint.bin) or an export");
+  const std::string path = f.get_string("checkpoint", "", "a checkpoint file or a run directory (its newest)");
   const std::string out = f.get_string("out", "", "output directory (written whole, then renamed into place)");
   std::string data = f.get_string("data", "", "directory with encoder.json and vocab.bpe; default: the run's --data");
   if (f.finish()) return 0;

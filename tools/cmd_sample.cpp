@@ -36,7 +36,7 @@ int32_t sample_token(const float* logits, int V, float temperature, int top_k, R
 
 int cmd_sample(int argc, char** argv) {
   Flags f(argc, argv, "sample", "Generate text from a checkpoint.");
-  const std::string path = f.get_string("checkpoint", "", "checkpoint file (SAVE_DIR/checkpoint.bin) or export directory");
+  const std::string path = f.get_string("checkpoint", "", "a checkpoint file, a run directory (its newest) or an export directory");
   std::string data = f.get_string("data", "", "directory with the tokenizer; default: the run's --data");
   const std::string prompt = f.get_string("prompt", "The", "text to continue");
   const int max_new = f.get_int("max_new_tokens", 100, "tokens to generate");

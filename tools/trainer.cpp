@@ -122,9 +122,11 @@ void Trainer::load_state(const Checkpoint& ck, const std::string& path) {
   step_ = ck.meta["step"].get<int>();
 }
 
-std::unique_ptr<Llama> load_model(const std::string& path, std::string* data_dir) {
+std::unique_ptr<Llama> load_model(const std::string& where, std::string* data_dir) {
   // An export (model/export.h) is a directory: full-rank weights, adapters merged.
-  if (is_export_dir(path)) return load_export(path, data_dir);
+  if (is_export_dir(where)) return load_export(where, data_dir);
+  const std::string path = resolve_checkpoint(where);  // a run directory: its newest
+  if (path.empty()) throw Error(where + ": no checkpoint (checkpoint_<step>.bin and 'latest') in this directory");
   const Checkpoint ck = load_checkpoint(path);
   const LlamaConfig config = config_from_json(ck.meta.at("config").dump(), path + " (config)");
   const nlohmann::json& l = ck.meta.at("lora");

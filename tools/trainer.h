@@ -91,9 +91,9 @@ TrainOptions parse_train_flags(Flags& f);
 // Validates the flags that can be checked before building anything.
 void validate_train_options(const TrainOptions& o, int world);
 
-// A model for inference from a training checkpoint (config, method and
-// weights; no optimizer): a checkpoint file or a run directory (its newest).
-// data_dir, when given, receives the run's --data.
+// A model for inference (config, method and weights; no optimizer) from a
+// checkpoint file, a run directory (its newest checkpoint) or an export
+// directory (model/export.h). data_dir, when given, receives the run's --data.
 std::unique_ptr<Llama> load_model(const std::string& checkpoint, std::string* data_dir = nullptr);
 
 }  // namespace switchlora
