@@ -221,28 +221,22 @@ int SwitchLora::switch_step(int t, AdamW& opt) {
     k = std::min({k, mod(L.cursor_A - frozen_A - L.cursor_B, r), mod(L.cursor_B - frozen_B - L.cursor_A, r)});
     if (k <= 0) continue;
 
-    std::vector<int> slots_A, slots_B;
+    // The k slots from the cursor on; slot i takes candidate held[i-1] + 1
+    // (round robin over the pool), or a random free one (discontinuous).
+    auto next_candidate = [&](const std::vector<int>& held, int slot, int purpose, int j) {
+      if (opts_.discontinuous_switch)
+        return draw_candidate(L, held, slot, hash64(switch_stream(t, li, purpose), j, 0));
+      return (held[mod(slot - 1, r)] + 1) % P;
+    };
     for (int j = 0; j < k; j++) {
-      slots_A.push_back(mod(L.cursor_A + j, r));
-      slots_B.push_back(mod(L.cursor_B + j, r));
-    }
-    for (int j = 0; j < k; j++) {
-      const int slot = slots_A[j];
+      const int slot = mod(L.cursor_A + j, r);
       SL_CHECK(L.frozen_A[slot] == 0, "switching a frozen A row in " + L.lin->name);
-      const int cand = opts_.discontinuous_switch
-                           ? draw_candidate(L, L.held_A, slot,
-                                            hash64(switch_stream(t, li, kDrawA), j, 0))
-                           : (L.held_A[mod(slot - 1, r)] + 1) % P;
-      switch_A(L, slot, cand, opt);
+      switch_A(L, slot, next_candidate(L.held_A, slot, kDrawA, j), opt);
     }
     for (int j = 0; j < k; j++) {
-      const int slot = slots_B[j];
+      const int slot = mod(L.cursor_B + j, r);
       SL_CHECK(L.frozen_B[slot] == 0, "switching a frozen B column in " + L.lin->name);
-      const int cand = opts_.discontinuous_switch
-                           ? draw_candidate(L, L.held_B, slot,
-                                            hash64(switch_stream(t, li, kDrawB), j, 0))
-                           : (L.held_B[mod(slot - 1, r)] + 1) % P;
-      switch_B(L, slot, cand, opt);
+      switch_B(L, slot, next_candidate(L.held_B, slot, kDrawB, j), opt);
     }
     L.cursor_A = mod(L.cursor_A + k, r);
     L.cursor_B = mod(L.cursor_B + k, r);

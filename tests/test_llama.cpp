@@ -10,23 +10,13 @@
 
 #include "engine/error.h"
 #include "engine/rng.h"
+#include "tests/tiny_config.h"
 #include "model/llama.h"
 
 using namespace switchlora;
+using switchlora::test::tiny_config;
 
 namespace {
-
-LlamaConfig tiny_config() {
-  LlamaConfig c;
-  c.hidden_size = 16;
-  c.intermediate_size = 24;
-  c.num_attention_heads = 2;
-  c.num_hidden_layers = 2;
-  c.vocab_size = 32;
-  c.max_sequence_length = 16;
-  c.initializer_range = 0.2f;  // large enough that every layer matters to the loss
-  return c;
-}
 
 struct Batch {
   int B = 2, T = 6;
