@@ -179,3 +179,21 @@ TEST_CASE("tools/reproduce.sh trains all three methods and prints the perplexity
   REQUIRE(r.rc == 0);
   for (const char* row : {"| full |", "| lora |", "| switchlora |"}) CHECK(r.output.find(row) != std::string::npos);
 }
+
+TEST_CASE("Ctrl-C saves a checkpoint at the end of the current step and exits 130") {
+  const std::string dir = "/tmp/switchlora_e2e_interrupt";
+  std::filesystem::remove_all(dir);
+  const std::string cmd = train_cmd(dir, "--lr 3e-3 --num_training_steps 100000");
+  // Interrupt once the run has logged a few steps (waiting at most 60 s).
+  RunResult r = run("(" + cmd + " & pid=$!; for i in $(seq 600); do"
+                    " [ \"$(wc -l < " + dir + "/metrics.jsonl 2>/dev/null || echo 0)\" -ge 3 ] && break; sleep 0.1; done;"
+                    " kill -INT $pid; wait $pid; echo exit=$?)");
+  INFO(r.output);
+  CHECK(r.output.find("exit=130") != std::string::npos);
+  CHECK(r.output.find("interrupted at step") != std::string::npos);
+  // The checkpoint is whole and usable.
+  RunResult e = run(bin() + " eval --checkpoint " + dir + " --max_length 64 --max_eval_batches 1");
+  INFO(e.output);
+  CHECK(e.rc == 0);
+  CHECK(e.output.find("val loss") != std::string::npos);
+}

@@ -3,6 +3,7 @@
 // bottom: flags, model and data, then the training loop.
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -110,6 +111,14 @@ nlohmann::json rank_identity(const TrainOptions& o, const LlamaConfig& c, const 
   j["train_files"] = describe_files(train.files());
   j["val_files"] = describe_files(val.files());
   return j;
+}
+
+// Ctrl-C or SIGTERM: finish the current step, save a checkpoint, stop. A
+// second one stops at once.
+volatile std::sig_atomic_t g_stop_requested = 0;
+void request_stop(int) {
+  if (g_stop_requested) std::_Exit(130);
+  g_stop_requested = 1;
 }
 
 std::string format_duration(double s) {
@@ -225,6 +234,8 @@ int cmd_train(int argc, char** argv, Communicator& comm) {
   const double tokens_per_step = (double)o.total_batch_size * o.max_length;
   const int first = trainer.step();
   const auto t_start = std::chrono::steady_clock::now();
+  std::signal(SIGINT, request_stop);
+  std::signal(SIGTERM, request_stop);
   while (trainer.step() < o.num_training_steps) {
     const auto t0 = std::chrono::steady_clock::now();
     const StepStats s = trainer.train_step(next_train);
@@ -258,6 +269,16 @@ int cmd_train(int argc, char** argv, Communicator& comm) {
       if (main_rank) std::printf("step %5d | val loss %.4f | val ppl %.2f\n", step, loss, ppl);
     }
     if (o.save_every > 0 && step % o.save_every == 0 && !last) save();
+    // Every rank stops at the same step, whichever rank got the signal.
+    float stop = g_stop_requested ? 1.0f : 0.0f;
+    comm.allreduce_mean(&stop, 1);
+    if (stop > 0 && !last) {
+      save();
+      if (main_rank)
+        std::printf("interrupted at step %d: saved %s; continue with --autoresume (same flags)\n", step,
+                    last_saved.c_str());
+      return 130;
+    }
   }
   save();
   const auto [loss, ppl] = evaluate();
