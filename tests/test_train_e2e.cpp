@@ -197,3 +197,19 @@ TEST_CASE("Ctrl-C saves a checkpoint at the end of the current step and exits 13
   CHECK(e.rc == 0);
   CHECK(e.output.find("val loss") != std::string::npos);
 }
+
+TEST_CASE("every subcommand answers --help with its flags and exit 0") {
+  for (const char* cmd : {"prepare", "train", "eval", "sample", "bench", "export", "plan"}) {
+    RunResult r = run(bin() + " " + cmd + " --help");
+    INFO(cmd << ":\n" << r.output);
+    CHECK(r.rc == 0);
+    CHECK(r.output.find(std::string("usage: switchlora ") + cmd) != std::string::npos);
+    CHECK(r.output.find("--") != std::string::npos);
+  }
+  RunResult none = run(bin());
+  CHECK(none.rc == 2);
+  CHECK(none.output.find("commands:") != std::string::npos);
+  RunResult bad = run(bin() + " frobnicate");
+  CHECK(bad.rc == 2);
+  CHECK(bad.output.find("unknown command") != std::string::npos);
+}
