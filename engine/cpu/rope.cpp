@@ -32,12 +32,14 @@ static void rope_table(std::vector<float>& cosv, std::vector<float>& sinv, int T
     }
 }
 
-// x, out: (B, T, NH, HS)
-//   out[i]        = x[i] cos - x[i + HS/2] sin
-//   out[i + HS/2] = x[i + HS/2] cos + x[i] sin
-void rope_forward(float* out, const float* x, int B, int T, int NH, int HS, float theta) {
+// out = R(sign * angle) x over (B, T, NH, HS), written or accumulated:
+//   r[i]        = x[i] cos - sign x[i + HS/2] sin
+//   r[i + HS/2] = x[i + HS/2] cos + sign x[i] sin
+template <bool kAccumulate>
+static void rotate(float* out, const float* x, int B, int T, int NH, int HS, float theta, float sign,
+                   const char* op) {
   std::vector<float> cosv, sinv;
-  rope_table(cosv, sinv, T, HS, theta, "rope_forward");
+  rope_table(cosv, sinv, T, HS, theta, op);
   int half = HS / 2;
 #pragma omp parallel for collapse(2)
   for (int b = 0; b < B; b++)
@@ -50,39 +52,29 @@ void rope_forward(float* out, const float* x, int B, int T, int NH, int HS, floa
         float* oh = out + off;
 #pragma omp simd
         for (int i = 0; i < half; i++) {
-          float x1 = xh[i], x2 = xh[i + half];
-          oh[i] = x1 * c[i] - x2 * s[i];
-          oh[i + half] = x2 * c[i] + x1 * s[i];
+          float x1 = xh[i], x2 = xh[i + half], si = sign * s[i];
+          float r1 = x1 * c[i] - x2 * si, r2 = x2 * c[i] + x1 * si;
+          if constexpr (kAccumulate) {
+            oh[i] += r1;
+            oh[i + half] += r2;
+          } else {
+            oh[i] = r1;
+            oh[i + half] = r2;
+          }
         }
       }
     }
 }
 
+void rope_forward(float* out, const float* x, int B, int T, int NH, int HS, float theta) {
+  rotate<false>(out, x, B, T, NH, HS, theta, +1.0f, "rope_forward");
+}
+
 // The rotation is orthogonal, so its transpose is the rotation by -angle:
-//   dx[i]        += dout[i] cos + dout[i + HS/2] sin
-//   dx[i + HS/2] += dout[i + HS/2] cos - dout[i] sin
+//   dx += R(-angle) dout
 void rope_backward(float* dx, const float* dout, int B, int T, int NH, int HS, float theta) {
   if (!dx) return;
-  std::vector<float> cosv, sinv;
-  rope_table(cosv, sinv, T, HS, theta, "rope_backward");
-  int half = HS / 2;
-#pragma omp parallel for collapse(2)
-  for (int b = 0; b < B; b++)
-    for (int t = 0; t < T; t++) {
-      const float* c = cosv.data() + (size_t)t * half;
-      const float* s = sinv.data() + (size_t)t * half;
-      for (int h = 0; h < NH; h++) {
-        int64_t off = (((int64_t)b * T + t) * NH + h) * HS;
-        const float* dh = dout + off;
-        float* xh = dx + off;
-#pragma omp simd
-        for (int i = 0; i < half; i++) {
-          float d1 = dh[i], d2 = dh[i + half];
-          xh[i] += d1 * c[i] + d2 * s[i];
-          xh[i + half] += d2 * c[i] - d1 * s[i];
-        }
-      }
-    }
+  rotate<true>(dx, dout, B, T, NH, HS, theta, -1.0f, "rope_backward");
 }
 
 }  // namespace switchlora::cpu
