@@ -6,7 +6,7 @@
 #   make build      build/switchlora and the tests
 #   make data       the Brown corpus, tokenizer and shards in data/brown/
 #   make test       every test (ctest)
-#   make demo       pre-train the 9m model on the Brown corpus, then sample
+#   make demo       pre-train the 9m model with SwitchLoRA on the Brown corpus, then sample
 #   make bench      our training step against PyTorch's on the same model
 
 BUILD ?= build
@@ -43,8 +43,8 @@ test: deps deps-test
 
 demo: deps
 	$(MAKE) data
-	$(BIN) train --model_config configs/llama_9m.json --data data/brown \
-	  --batch_size 16 --max_length 128 --lr 3e-3 --warmup_steps 20 --num_training_steps 300 \
+	$(BIN) train --model_config configs/llama_9m.json --data data/brown --switch_lora --lora_rank 32 \
+	  --batch_size 16 --max_length 128 --lr 2e-2 --warmup_steps 20 --num_training_steps 300 \
 	  --eval_every 100 --max_eval_batches 20 --save_dir runs/demo
 	$(BIN) sample --checkpoint runs/demo --prompt "The jury said" --max_new_tokens 60
 
