@@ -46,14 +46,15 @@ void save_checkpoint(const std::string& path, const Checkpoint& ck) {
   }
   header["fnv1a"] = hash;
   const std::string h = header.dump();
-  std::string out(kMagic, 8);
   const uint32_t v[2] = {kVersion, 0};
   const uint64_t hlen = h.size();
-  out.append(reinterpret_cast<const char*>(v), 8);
-  out.append(reinterpret_cast<const char*>(&hlen), 8);
-  out += h;
-  for (const auto& [name, b] : ck.blobs) out.append(b.data(), b.size());
-  write_file_atomic(path, out);
+  // Streamed into the temporary file: a checkpoint is never held twice in memory.
+  write_file_atomic(path, [&](FILE* f) {
+    bool ok = std::fwrite(kMagic, 1, 8, f) == 8 && std::fwrite(v, 4, 2, f) == 2 &&
+              std::fwrite(&hlen, 8, 1, f) == 1 && std::fwrite(h.data(), 1, h.size(), f) == h.size();
+    for (const auto& [name, b] : ck.blobs) ok = ok && std::fwrite(b.data(), 1, b.size(), f) == b.size();
+    return ok;
+  });
 }
 
 Checkpoint load_checkpoint(const std::string& path) {
