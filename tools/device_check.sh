@@ -7,7 +7,8 @@
 #      --device flag, and PyTorch's on the GPU when bench/torch_llama.py has one;
 # then print a short table. Exit status 0 only if the build and the tests pass.
 #
-#   tools/device_check.sh            (from the repository root)
+#   tools/pack_device_deps.sh        (here, once: header-only deps into .devdeps/)
+#   tools/device_check.sh            (there, with .devdeps carried; from the repository root)
 set -u -o pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,9 +29,16 @@ mkdir -p "$BUILD"
 GPU=$(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | head -1)
 row "gpu" "${GPU:-none found by nvidia-smi}"
 
-# 1. Build.
+# 1. Build. The GPU machine cannot install packages: tools/pack_device_deps.sh
+# (run beforehand, elsewhere) leaves the header-only dependencies in .devdeps/.
 t0=$(date +%s)
-if ! cmake -S . -B "$BUILD" -DSWITCHLORA_CUDA_ARCHS=90 >>"$LOG" 2>&1; then
+DEPS=()
+if [ -d .devdeps ]; then
+  DEPS=(-DEigen3_DIR="$PWD/.devdeps/share/eigen3/cmake"
+        -Dnlohmann_json_DIR="$PWD/.devdeps/share/cmake/nlohmann_json"
+        -Ddoctest_DIR="$PWD/.devdeps/lib/cmake/doctest")
+fi
+if ! cmake -S . -B "$BUILD" -DSWITCHLORA_CUDA_ARCHS=90 "${DEPS[@]}" >>"$LOG" 2>&1; then
   row "configure" "FAILED (see $LOG)"
   finish 1
 fi
