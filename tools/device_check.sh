@@ -38,7 +38,10 @@ if [ -d .devdeps ]; then
         -Dnlohmann_json_DIR="$PWD/.devdeps/share/cmake/nlohmann_json"
         -Ddoctest_DIR="$PWD/.devdeps/lib/cmake/doctest")
 fi
-if ! cmake -S . -B "$BUILD" -DSWITCHLORA_CUDA_ARCHS=90 "${DEPS[@]}" >>"$LOG" 2>&1; then
+# Ninja where there is no make (the GPU image has ninja; make is not promised).
+GEN=()
+if ! command -v make >/dev/null && command -v ninja >/dev/null; then GEN=(-G Ninja); fi
+if ! cmake -S . -B "$BUILD" "${GEN[@]}" -DSWITCHLORA_CUDA_ARCHS=90 "${DEPS[@]}" >>"$LOG" 2>&1; then
   row "configure" "FAILED (see $LOG)"
   finish 1
 fi
