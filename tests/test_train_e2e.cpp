@@ -141,6 +141,7 @@ TEST_CASE("bad input is a one-line error naming the flag, and nothing is overwri
       {"--switch_lora --lora_rank 8 --switch_lora_interval -1", "--switch_lora_interval"},
       {"--switch_lora --lora_rank 8 --switch_lora_descent_rate 0", "--switch_lora_descent_rate"},
       {"--scheduler stepwise", "--scheduler"},
+      {"--switch_lora --lora_rank 8 --init_lora_type origin_lora", "--init_lora_type"},
       {"--num_training_steps abc", "--num_training_steps"},
       {"--no_such_flag 1", "--no_such_flag"},
       {"--vocab_size 100", "--vocab_size"},

@@ -60,6 +60,11 @@ TrainOptions parse_train_flags(Flags& f) {
   o.sw.remain_switch_state = f.get_bool("remain_switch_state", "keep the counterpart's Adam moments on a switch");
   o.sw.remain_switch_step_state = f.get_bool("remain_switch_step_state", "keep the counterpart's Adam step counter");
   if (o.switch_lora) o.lora.use_lora = true;
+  // SwitchLoRA draws A and B from its candidate pools, which always use
+  // SwitchLoRA's sigma_A, sigma_B; a B = 0 init would make every B switch empty.
+  if (o.switch_lora && o.lora.init_lora_type != "switchlora")
+    throw Error("--init_lora_type " + o.lora.init_lora_type +
+                " cannot be used with --switch_lora (its candidates use the switchlora init)");
   if (!o.lora.use_lora) {
     for (const char* flag : {"lora_rank", "lora_alpha", "init_lora_type"})
       if (f.has(flag)) throw Error(std::string("--") + flag + " needs --use_lora or --switch_lora");
