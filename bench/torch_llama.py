@@ -45,6 +45,9 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (tools/device_check.sh uses cuda)")
+    ap.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"],
+                    help="bf16: autocast the forward to bfloat16 (fp32 master weights and optimizer)")
     args = ap.parse_args()
     if args.steps < 1 or args.warmup < 0:
         ap.error("--steps must be >= 1 and --warmup >= 0")
@@ -53,16 +56,19 @@ def main():
 
     cfg = R.LlamaConfig.from_json(args.model_config, vocab_size=args.vocab_size)
     B, T = args.batch_size, args.max_length
-    params = R.init_params(cfg, seed=args.seed, dtype=torch.float32)
+    dev = torch.device(args.device)
+    params = {k: v.to(dev) for k, v in R.init_params(cfg, seed=args.seed, dtype=torch.float32).items()}
     for p in params.values():
         p.requires_grad_(True)
     opt = torch.optim.AdamW(list(params.values()), lr=args.lr, betas=(0.9, 0.999),
                             eps=1e-8, weight_decay=0.0)
-    tokens = torch.randint(0, cfg.vocab_size, (B, T + 1))
+    tokens = torch.randint(0, cfg.vocab_size, (B, T + 1)).to(dev)
     idx, targets = tokens[:, :-1], tokens[:, 1:]
 
     def train_step():
-        loss = R.loss_fn(R.forward(params, cfg, idx), targets)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=args.dtype == "bf16"):
+            logits = R.forward(params, cfg, idx)
+        loss = R.loss_fn(logits.float(), targets)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -88,6 +94,7 @@ def main():
         "flops_per_token": fpt,
         "params": sum(p.numel() for p in params.values()),
         "batch_size": B, "max_length": T, "threads": args.threads,
+        "device": args.device, "dtype": args.dtype,
         "torch": torch.__version__,
     }))
 
