@@ -9,7 +9,10 @@
 // Dimension names as in llm.c: B batch, T time, C channels, NH heads,
 // HS head size (C = NH * HS), V vocabulary, N = B * T rows.
 #pragma once
+#include <cstddef>
 #include <cstdint>
+
+#include "optim/adamw.h"
 
 namespace switchlora::cpu {
 
@@ -94,5 +97,23 @@ float cross_entropy_forward(float* losses, float* lse, const float* logits,
 // The model passes scale = 1 / (N * grad_accum_steps) for a mean loss.
 void cross_entropy_backward(float* dlogits, const float* logits, const float* lse,
                             const int32_t* targets, float scale, int N, int V);
+
+// ---------------------------------------------------------------- updates
+// One AdamW step of tensor t of the trainable buffer (optim/adamw.h): params,
+// m, v, grads are whole buffers, t.offset locates the tensor; counters and
+// frozen hold one entry per vector of t (frozen may be null: none frozen).
+void adamw_update(float* params, float* m, float* v, const float* grads, int64_t* counters,
+                  const uint8_t* frozen, const OptimParam& t, const AdamWConfig& config,
+                  float lr);
+// sum_i x_i^2 in double;  x *= a
+double sum_squares(const float* x, size_t n);
+void scale(float* x, float a, size_t n);
+// SwitchLoRA's W corrections, W (out, in), B (out, r), A (r, in):
+//   switch_A_update, c (in):    W += s B[:, slot] (A[slot, :] - c)
+//   switch_B_update, c (out):   W += s (B[:, slot] - c) A[slot, :]
+void switch_A_update(float* W, const float* B, const float* A, const float* c, float s,
+                     int slot, int out, int in, int r);
+void switch_B_update(float* W, const float* B, const float* A, const float* c, float s,
+                     int slot, int out, int in, int r);
 
 }  // namespace switchlora::cpu

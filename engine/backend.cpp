@@ -1,0 +1,53 @@
+#include "engine/backend.h"
+
+#include "engine/cpu/backend.h"
+#ifdef SWITCHLORA_CUDA
+#include "engine/cuda/backend.h"
+#include "engine/cuda/ops.h"
+#endif
+
+namespace switchlora {
+
+Backend& cpu_backend() {
+  static CpuBackend backend;
+  return backend;
+}
+
+bool cuda_available() {
+#ifdef SWITCHLORA_CUDA
+  return cuda::device_count() > 0;
+#else
+  return false;
+#endif
+}
+
+Backend& backend_for(const std::string& device) {
+  if (device == "cpu") return cpu_backend();
+  if (device != "cuda" && device != "auto")
+    throw Error("--device must be cpu, cuda or auto, got \"" + device + "\"");
+  if (!cuda_available()) {
+    if (device == "auto") return cpu_backend();
+#ifdef SWITCHLORA_CUDA
+    throw Error("--device cuda: no GPU is visible (CUDA driver missing or CUDA_VISIBLE_DEVICES empty)");
+#else
+    throw Error("--device cuda: this switchlora was built without the CUDA backend (no nvcc at build time)");
+#endif
+  }
+#ifdef SWITCHLORA_CUDA
+  static std::unique_ptr<Backend> cuda = make_cuda_backend();
+  return *cuda;
+#else
+  throw Error("unreachable: CUDA available in a build without CUDA");
+#endif
+}
+
+Precision precision_from_flags(const std::string& dtype, bool tf32) {
+  if (dtype == "bf16") {
+    if (tf32) throw Error("--tf32 applies to --dtype fp32 only, not bf16");
+    return Precision::kBf16;
+  }
+  if (dtype == "fp32") return tf32 ? Precision::kTf32 : Precision::kFp32;
+  throw Error("--dtype must be fp32 or bf16, got \"" + dtype + "\"");
+}
+
+}  // namespace switchlora

@@ -1,0 +1,194 @@
+// The backend a model runs on (DESIGN §2): the op set of engine/ops.h, the
+// few updates the optimizer and SwitchLoRA make to parameters, and the memory
+// calls that move data between the host and the backend's memory. The model,
+// the optimizer and the switcher are written once against this interface;
+// `--device cpu` gives them CpuBackend (engine/cpu/backend.cpp) and `--device
+// cuda` CudaBackend (engine/cuda/backend.cu), chosen once at start.
+//
+// Pointers passed to the ops are BACKEND memory (device memory on CUDA),
+// from alloc(). The host may touch that memory only through copy(); tests
+// run the CPU backend with backend memory made unreadable outside the
+// backend's own calls to prove that it never does (CpuBackend::protect).
+//
+// Every call is queued in order (one stream on CUDA) and may return before it
+// is done; a host destination of copy() may be read once synchronize() has
+// returned. The calls that hand a number back to the host (cross_entropy's
+// mean, sum_squares) wait for it.
+#pragma once
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/error.h"
+#include "optim/adamw.h"
+
+namespace switchlora {
+
+enum class Device { kCpu, kCuda };
+
+// How the GEMMs multiply (DESIGN §9): fp32 on every backend; on CUDA also TF32
+// tensor cores (inputs rounded to 10-bit mantissas) or bf16 tensor cores
+// (inputs rounded to bf16, 7-bit mantissas). Storage, accumulation, losses
+// and reductions stay fp32 in every mode.
+enum class Precision { kFp32, kTf32, kBf16 };
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual Device device() const = 0;
+  virtual std::string name() const = 0;  // "cpu", "cuda:0 (NVIDIA H200)"
+
+  // ------------------------------------------------------------ memory
+  // Backend memory, zero-filled. Never null (throws on failure).
+  virtual void* alloc(size_t bytes) = 0;
+  virtual void release(void* p) = 0;  // null is fine
+  // Host memory the backend copies to and from fastest (pinned on CUDA).
+  virtual void* alloc_host(size_t bytes) = 0;
+  virtual void release_host(void* p) = 0;
+  // bytes from src to dst, each host or backend memory (CUDA: unified addressing).
+  virtual void copy(void* dst, const void* src, size_t bytes) = 0;
+  // `rows` runs of `width` bytes, dst and src advancing by their pitches:
+  // moves a column of a row-major matrix (pitch = row bytes, width = 4).
+  virtual void copy_2d(void* dst, size_t dst_pitch, const void* src, size_t src_pitch,
+                       size_t width, size_t rows) = 0;
+  virtual void zero(void* p, size_t bytes) = 0;
+  virtual void zero_2d(void* p, size_t pitch, size_t width, size_t rows) = 0;
+  virtual void synchronize() = 0;
+
+  // ------------------------------------------------------------ ops
+  // As engine/ops.h, on backend memory.
+  virtual void set_precision(Precision p) = 0;  // throws if this backend lacks it
+  virtual void matmul(float* C, const float* A, const float* B, int M, int N, int K,
+                      bool transA, bool transB, float alpha = 1.0f, float beta = 0.0f) = 0;
+  // y (N, out) = x (N, in) @ W^T
+  void linear_forward(float* y, const float* x, const float* W, int N, int in, int out) {
+    matmul(y, x, W, N, out, in, false, true);
+  }
+  // dx (N, in) += dy @ W;   dW (out, in) += dy^T @ x
+  void linear_backward(float* dx, float* dW, const float* dy, const float* x, const float* W,
+                       int N, int in, int out) {
+    if (dx) matmul(dx, dy, W, N, in, out, false, false, 1.0f, 1.0f);
+    if (dW) matmul(dW, dy, x, out, in, N, true, false, 1.0f, 1.0f);
+  }
+  virtual void embedding_forward(float* out, const int32_t* tokens, const float* wte, int N,
+                                 int C) = 0;
+  virtual void embedding_backward(float* dwte, const float* dout, const int32_t* tokens, int N,
+                                  int C) = 0;
+  virtual void rmsnorm_forward(float* y, float* rstd, const float* x, const float* g, int N,
+                               int C, float eps) = 0;
+  virtual void rmsnorm_backward(float* dx, float* dg, const float* dy, const float* x,
+                                const float* g, const float* rstd, int N, int C) = 0;
+  virtual void rope_forward(float* out, const float* x, int B, int T, int NH, int HS,
+                            float theta) = 0;
+  virtual void rope_backward(float* dx, const float* dout, int B, int T, int NH, int HS,
+                             float theta) = 0;
+  virtual void attention_forward(float* out, float* lse, const float* q, const float* k,
+                                 const float* v, int B, int T, int NH, int HS) = 0;
+  virtual void attention_backward(float* dq, float* dk, float* dv, const float* dout,
+                                  const float* q, const float* k, const float* v,
+                                  const float* out, const float* lse, int B, int T, int NH,
+                                  int HS) = 0;
+  virtual void swiglu_forward(float* out, const float* gate, const float* up, int64_t N) = 0;
+  virtual void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate,
+                               const float* up, int64_t N) = 0;
+  virtual void residual_forward(float* out, const float* a, const float* b, int64_t N) = 0;
+  virtual void residual_backward(float* da, float* db, const float* dout, int64_t N) = 0;
+  // Returns the mean loss to the host (waits).
+  virtual float cross_entropy_forward(float* losses, float* lse, const float* logits,
+                                      const int32_t* targets, int N, int V) = 0;
+  virtual void cross_entropy_backward(float* dlogits, const float* logits, const float* lse,
+                                      const int32_t* targets, float scale, int N, int V) = 0;
+
+  // ------------------------------------------------------------ updates
+  // One AdamW step of tensor t of the trainable buffer (optim/adamw.h):
+  // counters and frozen (one per vector; frozen may be null) in backend memory.
+  virtual void adamw_update(float* params, float* m, float* v, const float* grads,
+                            int64_t* counters, const uint8_t* frozen, const OptimParam& t,
+                            const AdamWConfig& config, float lr) = 0;
+  // sum_i x_i^2, accumulated in double (waits).
+  virtual double sum_squares(const float* x, size_t n) = 0;
+  virtual void scale(float* x, float a, size_t n) = 0;  // x *= a
+  // SwitchLoRA's W corrections (model/switchlora.h); c (in), resp. (out):
+  //   A row:     W += s B[:, slot] (A[slot, :] - c)
+  //   B column:  W += s (B[:, slot] - c) A[slot, :]
+  virtual void switch_A_update(float* W, const float* B, const float* A, const float* c,
+                               float s, int slot, int out, int in, int r) = 0;
+  virtual void switch_B_update(float* W, const float* B, const float* A, const float* c,
+                               float s, int slot, int out, int in, int r) = 0;
+};
+
+// The process's CPU backend (the reference, always available).
+Backend& cpu_backend();
+// True when this build has the CUDA backend and a GPU is visible.
+bool cuda_available();
+// "cpu", "cuda" or "auto" (cuda when available, else cpu); the backend lives
+// for the rest of the process. Throws naming --device for an unknown name or
+// cuda without a GPU.
+Backend& backend_for(const std::string& device);
+// "fp32", "tf32" or "bf16", for --dtype (tf32 is --dtype fp32 --tf32).
+Precision precision_from_flags(const std::string& dtype, bool tf32);
+
+// An owning array in backend (or the backend's host) memory, move-only:
+// the one way the program holds backend memory.
+template <typename T>
+class Buffer {
+ public:
+  enum Where { kBackend, kHost };
+  Buffer() = default;
+  Buffer(Backend& be, size_t n, Where where = kBackend) : be_(&be), n_(n), where_(where) {
+    const size_t bytes = (n ? n : 1) * sizeof(T);
+    p_ = static_cast<T*>(where == kBackend ? be.alloc(bytes) : be.alloc_host(bytes));
+    if (where == kHost) std::fill_n(p_, n, T());
+  }
+  Buffer(Buffer&& o) noexcept { *this = std::move(o); }
+  Buffer& operator=(Buffer&& o) noexcept {
+    std::swap(be_, o.be_);
+    std::swap(p_, o.p_);
+    std::swap(n_, o.n_);
+    std::swap(where_, o.where_);
+    return *this;
+  }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  ~Buffer() {
+    if (!p_) return;
+    if (where_ == kBackend) be_->release(p_);
+    else be_->release_host(p_);
+  }
+
+  T* data() { return p_; }
+  const T* data() const { return p_; }
+  size_t size() const { return n_; }
+  bool on_host() const { return where_ == kHost; }
+  Backend& backend() const { return *be_; }
+
+  // Whole-buffer moves to and from the host (these wait).
+  std::vector<T> to_host() const {
+    std::vector<T> out(n_);
+    if (n_) {
+      be_->copy(out.data(), p_, n_ * sizeof(T));
+      be_->synchronize();
+    }
+    return out;
+  }
+  void from_host(const std::vector<T>& v) {
+    SL_CHECK(v.size() == n_, "Buffer::from_host: " + std::to_string(v.size()) +
+                                 " values for a buffer of " + std::to_string(n_));
+    if (n_) {
+      be_->copy(p_, v.data(), n_ * sizeof(T));
+      be_->synchronize();
+    }
+  }
+
+ private:
+  Backend* be_ = nullptr;
+  T* p_ = nullptr;
+  size_t n_ = 0;
+  Where where_ = kBackend;
+};
+
+}  // namespace switchlora

@@ -1,0 +1,190 @@
+#include "engine/cpu/backend.h"
+
+#include <sys/mman.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "engine/ops.h"
+
+namespace switchlora {
+
+CpuBackend::Open::Open(CpuBackend& backend) : b(backend) {
+  if (b.protect_ && b.open_depth_++ == 0) b.set_access(true);
+}
+
+CpuBackend::Open::~Open() {
+  if (b.protect_ && --b.open_depth_ == 0) b.set_access(false);
+}
+
+void CpuBackend::set_access(bool readable) {
+  for (const Region& r : regions_)
+    SL_CHECK(mprotect(r.p, r.bytes, readable ? PROT_READ | PROT_WRITE : PROT_NONE) == 0,
+             "mprotect of backend memory failed");
+}
+
+CpuBackend::~CpuBackend() {
+  for (const Region& r : regions_) munmap(r.p, r.bytes);
+}
+
+// Protected memory is mapped whole pages at a time (mprotect works on pages);
+// fresh anonymous pages are zero, as alloc() promises.
+void* CpuBackend::alloc(size_t bytes) {
+  if (!protect_) {
+    void* p = std::calloc(1, bytes);
+    if (!p) throw Error("out of host memory allocating " + std::to_string(bytes) + " bytes");
+    return p;
+  }
+  void* p = mmap(nullptr, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw Error("mmap of " + std::to_string(bytes) + " bytes failed");
+  regions_.push_back({p, bytes});
+  if (open_depth_ > 0) mprotect(p, bytes, PROT_READ | PROT_WRITE);
+  return p;
+}
+
+void CpuBackend::release(void* p) {
+  if (!protect_) return std::free(p);
+  for (size_t i = 0; i < regions_.size(); i++) {
+    if (regions_[i].p != p) continue;
+    munmap(p, regions_[i].bytes);
+    regions_.erase(regions_.begin() + (long)i);
+    return;
+  }
+}
+
+void* CpuBackend::alloc_host(size_t bytes) {
+  void* p = std::calloc(1, bytes);
+  if (!p) throw Error("out of host memory allocating " + std::to_string(bytes) + " bytes");
+  return p;
+}
+
+void CpuBackend::release_host(void* p) { std::free(p); }
+
+void CpuBackend::copy(void* dst, const void* src, size_t bytes) {
+  Open o(*this);
+  std::memcpy(dst, src, bytes);
+}
+
+void CpuBackend::copy_2d(void* dst, size_t dst_pitch, const void* src, size_t src_pitch,
+                         size_t width, size_t rows) {
+  Open o(*this);
+  for (size_t i = 0; i < rows; i++)
+    std::memcpy((char*)dst + i * dst_pitch, (const char*)src + i * src_pitch, width);
+}
+
+void CpuBackend::zero(void* p, size_t bytes) {
+  Open o(*this);
+  std::memset(p, 0, bytes);
+}
+
+void CpuBackend::zero_2d(void* p, size_t pitch, size_t width, size_t rows) {
+  Open o(*this);
+  for (size_t i = 0; i < rows; i++) std::memset((char*)p + i * pitch, 0, width);
+}
+
+void CpuBackend::set_precision(Precision p) {
+  if (p != Precision::kFp32)
+    throw Error("--dtype bf16 and --tf32 need --device cuda: the CPU backend multiplies in fp32");
+}
+
+// Every op: open the protected memory, run the engine/ops.h twin.
+void CpuBackend::matmul(float* C, const float* A, const float* B, int M, int N, int K,
+                        bool transA, bool transB, float alpha, float beta) {
+  Open o(*this);
+  cpu::matmul(C, A, B, M, N, K, transA, transB, alpha, beta);
+}
+void CpuBackend::embedding_forward(float* out, const int32_t* tokens, const float* wte, int N,
+                                   int C) {
+  Open o(*this);
+  cpu::embedding_forward(out, tokens, wte, N, C);
+}
+void CpuBackend::embedding_backward(float* dwte, const float* dout, const int32_t* tokens,
+                                    int N, int C) {
+  Open o(*this);
+  cpu::embedding_backward(dwte, dout, tokens, N, C);
+}
+void CpuBackend::rmsnorm_forward(float* y, float* rstd, const float* x, const float* g, int N,
+                                 int C, float eps) {
+  Open o(*this);
+  cpu::rmsnorm_forward(y, rstd, x, g, N, C, eps);
+}
+void CpuBackend::rmsnorm_backward(float* dx, float* dg, const float* dy, const float* x,
+                                  const float* g, const float* rstd, int N, int C) {
+  Open o(*this);
+  cpu::rmsnorm_backward(dx, dg, dy, x, g, rstd, N, C);
+}
+void CpuBackend::rope_forward(float* out, const float* x, int B, int T, int NH, int HS,
+                              float theta) {
+  Open o(*this);
+  cpu::rope_forward(out, x, B, T, NH, HS, theta);
+}
+void CpuBackend::rope_backward(float* dx, const float* dout, int B, int T, int NH, int HS,
+                               float theta) {
+  Open o(*this);
+  cpu::rope_backward(dx, dout, B, T, NH, HS, theta);
+}
+void CpuBackend::attention_forward(float* out, float* lse, const float* q, const float* k,
+                                   const float* v, int B, int T, int NH, int HS) {
+  Open o(*this);
+  cpu::attention_forward(out, lse, q, k, v, B, T, NH, HS);
+}
+void CpuBackend::attention_backward(float* dq, float* dk, float* dv, const float* dout,
+                                    const float* q, const float* k, const float* v,
+                                    const float* out, const float* lse, int B, int T, int NH,
+                                    int HS) {
+  Open o(*this);
+  cpu::attention_backward(dq, dk, dv, dout, q, k, v, out, lse, B, T, NH, HS);
+}
+void CpuBackend::swiglu_forward(float* out, const float* gate, const float* up, int64_t N) {
+  Open o(*this);
+  cpu::swiglu_forward(out, gate, up, N);
+}
+void CpuBackend::swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate,
+                                 const float* up, int64_t N) {
+  Open o(*this);
+  cpu::swiglu_backward(dgate, dup, dout, gate, up, N);
+}
+void CpuBackend::residual_forward(float* out, const float* a, const float* b, int64_t N) {
+  Open o(*this);
+  cpu::residual_forward(out, a, b, N);
+}
+void CpuBackend::residual_backward(float* da, float* db, const float* dout, int64_t N) {
+  Open o(*this);
+  cpu::residual_backward(da, db, dout, N);
+}
+float CpuBackend::cross_entropy_forward(float* losses, float* lse, const float* logits,
+                                        const int32_t* targets, int N, int V) {
+  Open o(*this);
+  return cpu::cross_entropy_forward(losses, lse, logits, targets, N, V);
+}
+void CpuBackend::cross_entropy_backward(float* dlogits, const float* logits, const float* lse,
+                                        const int32_t* targets, float scale, int N, int V) {
+  Open o(*this);
+  cpu::cross_entropy_backward(dlogits, logits, lse, targets, scale, N, V);
+}
+void CpuBackend::adamw_update(float* params, float* m, float* v, const float* grads,
+                              int64_t* counters, const uint8_t* frozen, const OptimParam& t,
+                              const AdamWConfig& config, float lr) {
+  Open o(*this);
+  cpu::adamw_update(params, m, v, grads, counters, frozen, t, config, lr);
+}
+double CpuBackend::sum_squares(const float* x, size_t n) {
+  Open o(*this);
+  return cpu::sum_squares(x, n);
+}
+void CpuBackend::scale(float* x, float a, size_t n) {
+  Open o(*this);
+  cpu::scale(x, a, n);
+}
+void CpuBackend::switch_A_update(float* W, const float* B, const float* A, const float* c,
+                                 float s, int slot, int out, int in, int r) {
+  Open o(*this);
+  cpu::switch_A_update(W, B, A, c, s, slot, out, in, r);
+}
+void CpuBackend::switch_B_update(float* W, const float* B, const float* A, const float* c,
+                                 float s, int slot, int out, int in, int r) {
+  Open o(*this);
+  cpu::switch_B_update(W, B, A, c, s, slot, out, in, r);
+}
+
+}  // namespace switchlora
