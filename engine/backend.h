@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "engine/error.h"
-#include "optim/adamw.h"
+#include "optim/optim_param.h"
 
 namespace switchlora {
 

@@ -12,7 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "optim/adamw.h"
+#include "optim/optim_param.h"
 
 namespace switchlora::cpu {
 

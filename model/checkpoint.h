@@ -15,6 +15,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/backend.h"
+
 namespace switchlora {
 
 struct Checkpoint {
@@ -32,6 +34,15 @@ struct Checkpoint {
     const std::vector<char>& b = blob(name, path);
     check_size(name, b.size(), v.size() * sizeof(T), path);
     std::copy(b.begin(), b.end(), reinterpret_cast<char*>(v.data()));
+  }
+  // The same for backend memory, through a host copy.
+  template <class T>
+  void put(const std::string& name, const Buffer<T>& b) { put(name, b.to_host()); }
+  template <class T>
+  void get(const std::string& name, Buffer<T>& b, const std::string& path) const {
+    std::vector<T> v(b.size());
+    get(name, v, path);
+    b.from_host(v);
   }
   const std::vector<char>& blob(const std::string& name, const std::string& path) const;
   static void check_size(const std::string& name, size_t got, size_t want, const std::string& path);

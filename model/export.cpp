@@ -42,9 +42,8 @@ std::vector<int64_t> shape_of(const Param& p) {
   return is_vector(p) ? std::vector<int64_t>{p.cols} : std::vector<int64_t>{p.rows, p.cols};
 }
 
-NamedTensor tensor_of(const Param& p) {
-  return {p.name, shape_of(p), std::vector<float>(p.data, p.data + p.numel())};
-}
+// A parameter's values, copied from the backend to the host.
+NamedTensor tensor_of(const ParamStore& ps, const Param& p) { return {p.name, shape_of(p), ps.get(p)}; }
 
 int64_t numel(const std::vector<int64_t>& shape) {
   int64_t n = 1;
@@ -150,7 +149,7 @@ std::vector<NamedTensor> load_safetensors(const std::string& path, TensorMetadat
 
 std::vector<NamedTensor> model_tensors(const Llama& model) {
   std::vector<NamedTensor> out;
-  for (const Param& p : model.params.params) out.push_back(tensor_of(p));
+  for (const Param& p : model.params.params) out.push_back(tensor_of(model.params, p));
   return out;
 }
 
@@ -160,14 +159,15 @@ std::vector<NamedTensor> merged_tensors(const Llama& model) {
   std::vector<NamedTensor> out;
   for (const Param& p : model.params.params) {
     if (p.name.ends_with(".lora_A.weight") || p.name.ends_with(".lora_B.weight")) continue;
-    NamedTensor t = tensor_of(p);
+    NamedTensor t = tensor_of(model.params, p);
     const std::string module = p.name.substr(0, p.name.size() - std::string(".weight").size());
     auto a = by_name.find(module + ".lora_A.weight"), b = by_name.find(module + ".lora_B.weight");
     if (a != by_name.end() && b != by_name.end()) {
       // W (out, in) += s * B (out, r) @ A (r, in)
       const Param &A = *a->second, &B = *b->second;
       const float s = model.lora.lora_alpha / (float)A.rows;
-      cpu::matmul(t.data.data(), B.data, A.data, p.rows, p.cols, A.rows, false, false, s, 1.0f);
+      const std::vector<float> hA = model.params.get(A), hB = model.params.get(B);
+      cpu::matmul(t.data.data(), hB.data(), hA.data(), p.rows, p.cols, A.rows, false, false, s, 1.0f);
     }
     out.push_back(std::move(t));
   }
@@ -215,7 +215,7 @@ void export_model(const Llama& model, const std::string& data_dir, const std::st
   fs::remove_all(tmp);
 }
 
-std::unique_ptr<Llama> load_export(const std::string& dir, std::string* data_dir) {
+std::unique_ptr<Llama> load_export(const std::string& dir, std::string* data_dir, Backend& be) {
   const std::string config_path = (fs::path(dir) / "config.json").string();
   const std::string weights_path = (fs::path(dir) / "model.safetensors").string();
   const LlamaConfig config = load_config(config_path);
@@ -223,7 +223,7 @@ std::unique_ptr<Llama> load_export(const std::string& dir, std::string* data_dir
   std::vector<NamedTensor> tensors = load_safetensors(weights_path, &meta);
   std::map<std::string, const NamedTensor*> by_name;
   for (const NamedTensor& t : tensors) by_name[t.name] = &t;
-  auto model = std::make_unique<Llama>(config, LoraOptions{}, 0);
+  auto model = std::make_unique<Llama>(config, LoraOptions{}, 0, be);
   for (Param& p : model->params.params) {
     auto it = by_name.find(p.name);
     if (it == by_name.end()) throw Error(weights_path + ": missing tensor " + p.name);
@@ -232,7 +232,7 @@ std::unique_ptr<Llama> load_export(const std::string& dir, std::string* data_dir
     if (t.shape != want)
       throw Error(weights_path + ": tensor " + p.name + " has shape " + nlohmann::json(t.shape).dump() +
                   ", " + config_path + " needs " + nlohmann::json(want).dump());
-    std::copy(t.data.begin(), t.data.end(), p.data);
+    model->params.set(p, t.data);
   }
   if (data_dir) *data_dir = meta.count("data") ? meta["data"] : "";
   return model;

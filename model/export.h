@@ -55,6 +55,7 @@ void export_model(const Llama& model, const std::string& data_dir, const std::st
 bool is_export_dir(const std::string& path);
 // A full-rank model from an export (ours or any HF LLaMA with these names).
 // data_dir, when given, receives the data directory recorded at export ("" if none).
-std::unique_ptr<Llama> load_export(const std::string& dir, std::string* data_dir = nullptr);
+std::unique_ptr<Llama> load_export(const std::string& dir, std::string* data_dir = nullptr,
+                                   Backend& be = cpu_backend());
 
 }  // namespace switchlora

@@ -1,29 +1,28 @@
 #include "model/linear.h"
 
-#include "engine/ops.h"
 
 namespace switchlora {
 
-void linear_layer_forward(const Linear& l, float* y, float* xa, const float* x, int N) {
-  cpu::linear_forward(y, x, l.W->data, N, l.in, l.out);  // y = x W^T
+void linear_layer_forward(Backend& be, const Linear& l, float* y, float* xa, const float* x, int N) {
+  be.linear_forward(y, x, l.W->data, N, l.in, l.out);  // y = x W^T
   if (l.r == 0) return;
-  cpu::linear_forward(xa, x, l.A->data, N, l.in, l.r);   // xa = x A^T        (N, r)
+  be.linear_forward(xa, x, l.A->data, N, l.in, l.r);   // xa = x A^T        (N, r)
   // y += s xa B^T: one GEMM accumulating into y
-  cpu::matmul(y, xa, l.B->data, N, l.out, l.r, false, true, l.s, 1.0f);
+  be.matmul(y, xa, l.B->data, N, l.out, l.r, false, true, l.s, 1.0f);
 }
 
-void linear_layer_backward(const Linear& l, float* dx, float* dxa, const float* dy,
+void linear_layer_backward(Backend& be, const Linear& l, float* dx, float* dxa, const float* dy,
                            const float* x, const float* xa, int N) {
   // The frozen W gets no gradient: skipping dW = dy^T x is where LoRA saves
   // a third of the backward GEMM work.
-  cpu::linear_backward(dx, l.W->grad, dy, x, l.W->data, N, l.in, l.out);
+  be.linear_backward(dx, l.W->grad, dy, x, l.W->data, N, l.in, l.out);
   if (l.r == 0) return;
   // dxa = s dy B                                                     (N, r)
-  cpu::matmul(dxa, dy, l.B->data, N, l.r, l.out, false, false, l.s, 0.0f);
+  be.matmul(dxa, dy, l.B->data, N, l.r, l.out, false, false, l.s, 0.0f);
   // dB += s dy^T xa                                                  (out, r)
-  if (l.B->grad) cpu::matmul(l.B->grad, dy, xa, l.out, l.r, N, true, false, l.s, 1.0f);
+  if (l.B->grad) be.matmul(l.B->grad, dy, xa, l.out, l.r, N, true, false, l.s, 1.0f);
   // dA += dxa^T x, dx += dxa A                                       (r, in), (N, in)
-  cpu::linear_backward(dx, l.A->grad, dxa, x, l.A->data, N, l.in, l.r);
+  be.linear_backward(dx, l.A->grad, dxa, x, l.A->data, N, l.in, l.r);
 }
 
 }  // namespace switchlora

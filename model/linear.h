@@ -7,6 +7,7 @@
 // SwitchLoRA is LoRA whose A rows and B columns are swapped with candidate
 // vectors from time to time; the swapping lives in model/switchlora.h.
 #pragma once
+#include "engine/backend.h"
 #include "model/params.h"
 
 namespace switchlora {
@@ -22,11 +23,11 @@ struct Linear {
 };
 
 // y (N, out) = x W^T [+ s xa B^T];  xa (N, r) = x A^T is saved for backward.
-void linear_layer_forward(const Linear& l, float* y, float* xa, const float* x, int N);
+void linear_layer_forward(Backend& be, const Linear& l, float* y, float* xa, const float* x, int N);
 
 // dx (N, in) += dy W [+ s (dy B) A];  dW += dy^T x when W is trainable;
 // dB += s dy^T xa;  dA += s (dy B)^T x.   dxa: (N, r) scratch.
-void linear_layer_backward(const Linear& l, float* dx, float* dxa, const float* dy,
+void linear_layer_backward(Backend& be, const Linear& l, float* dx, float* dxa, const float* dy,
                            const float* x, const float* xa, int N);
 
 }  // namespace switchlora

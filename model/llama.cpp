@@ -4,14 +4,11 @@
 #include <cstring>
 
 #include "engine/error.h"
-#include "engine/ops.h"
 #include "engine/rng.h"
 
 namespace switchlora {
 
 namespace {
-
-void zero(float* p, size_t n) { std::memset(p, 0, n * sizeof(float)); }
 
 // The random stream of a parameter is keyed by its name, so a weight draws
 // the same values whatever else the model holds: W0 of a LoRA model equals W
@@ -22,20 +19,24 @@ uint64_t init_stream(const Param& p) {
   return hash64(kStreamInit, h, 0);
 }
 
-void fill_normal(Param& p, uint64_t seed, float std) {
+// Values are drawn on the host (the same numbers on every backend) and
+// copied to the parameter.
+void fill_normal(ParamStore& ps, Param& p, uint64_t seed, float std) {
   const uint64_t stream = init_stream(p);
-  float* d = p.data;
+  std::vector<float> d(p.numel());
   const int64_t n = (int64_t)p.numel();
 #pragma omp parallel for
   for (int64_t i = 0; i < n; i++) d[i] = std * normal01(seed, stream, i);
+  ps.set(p, d);
 }
 
-void fill_uniform(Param& p, uint64_t seed, float bound) {
+void fill_uniform(ParamStore& ps, Param& p, uint64_t seed, float bound) {
   const uint64_t stream = init_stream(p);
-  float* d = p.data;
+  std::vector<float> d(p.numel());
   const int64_t n = (int64_t)p.numel();
 #pragma omp parallel for
   for (int64_t i = 0; i < n; i++) d[i] = bound * (2.0f * uniform01(seed, stream, i) - 1.0f);
+  ps.set(p, d);
 }
 
 }  // namespace
@@ -50,12 +51,13 @@ float switchlora_sigma_B(int out, int in, int r) {
   return (float)(std::pow((double)r / std::sqrt((double)out * in), 0.25) * std::sqrt(gain));
 }
 
-void fold_adapter_into_weight(const Linear& l, float sign) {
+void fold_adapter_into_weight(Backend& be, const Linear& l, float sign) {
   // W (out, in) += sign * s * B (out, r) @ A (r, in)
-  cpu::matmul(l.W->data, l.B->data, l.A->data, l.out, l.in, l.r, false, false, sign * l.s, 1.0f);
+  be.matmul(l.W->data, l.B->data, l.A->data, l.out, l.in, l.r, false, false, sign * l.s, 1.0f);
 }
 
-Llama::Llama(const LlamaConfig& c, const LoraOptions& lo, uint64_t seed) : config(c), lora(lo) {
+Llama::Llama(const LlamaConfig& c, const LoraOptions& lo, uint64_t seed, Backend& backend)
+    : config(c), lora(lo), be(backend) {
   validate_config(c, "model config");
   const int C = c.hidden_size, I = c.intermediate_size, V = c.vocab_size, r = lo.use_lora ? lo.lora_rank : 0;
   if (lo.use_lora) {
@@ -95,7 +97,7 @@ Llama::Llama(const LlamaConfig& c, const LoraOptions& lo, uint64_t seed) : confi
   }
   const int ix_norm = params.add("model.norm.weight", 1, C, true);
   const int ix_head = params.add("lm_head.weight", V, C, true);
-  params.allocate();
+  params.allocate(be);
 
   wte = &params[ix_wte];
   norm_f = &params[ix_norm];
@@ -125,9 +127,9 @@ Llama::Llama(const LlamaConfig& c, const LoraOptions& lo, uint64_t seed) : confi
   // Initialise: every weight matrix ~ N(0, initializer_range), norms = 1.
   for (Param& p : params.params) {
     if (p.rows == 1) {
-      for (size_t j = 0; j < p.numel(); j++) p.data[j] = 1.0f;
+      params.set(p, std::vector<float>(p.numel(), 1.0f));
     } else if (p.counter == StepCounter::kPerTensor) {
-      fill_normal(p, seed, c.initializer_range);
+      fill_normal(params, p, seed, c.initializer_range);
     }
   }
   for (Linear* l : linears()) {
@@ -135,12 +137,12 @@ Llama::Llama(const LlamaConfig& c, const LoraOptions& lo, uint64_t seed) : confi
     if (lo.init_lora_type == "origin_lora") {
       // Kaiming-uniform A with a = sqrt(5) (bound sqrt(3) gain / sqrt(n), gain^2 = 1/3), B = 0:
       // the product starts at zero, so W needs no correction.
-      fill_uniform(*l->A, seed, 1.0f / std::sqrt((float)l->in));
+      fill_uniform(params, *l->A, seed, 1.0f / std::sqrt((float)l->in));
     } else {
       // SwitchLoRA's init: uniform with std sigma_A, sigma_B, then W = W0 - s B0 A0.
-      fill_uniform(*l->A, seed, std::sqrt(3.0f) * switchlora_sigma_A(l->out, l->in, l->r));
-      fill_uniform(*l->B, seed, std::sqrt(3.0f) * switchlora_sigma_B(l->out, l->in, l->r));
-      fold_adapter_into_weight(*l, -1.0f);
+      fill_uniform(params, *l->A, seed, std::sqrt(3.0f) * switchlora_sigma_A(l->out, l->in, l->r));
+      fill_uniform(params, *l->B, seed, std::sqrt(3.0f) * switchlora_sigma_B(l->out, l->in, l->r));
+      fold_adapter_into_weight(be, *l, -1.0f);
     }
   }
 }
@@ -154,7 +156,14 @@ std::vector<Linear*> Llama::linears() {
 
 size_t Llama::num_parameters() const { return params.num_trainable() + params.num_frozen(); }
 
-void Llama::zero_grad() { zero(params.trainable_grad.data(), params.trainable_grad.size()); }
+void Llama::zero_grad() { be.zero(params.trainable_grad.data(), params.trainable_grad.size() * sizeof(float)); }
+
+std::vector<float> Llama::logits_host() const {
+  std::vector<float> out((size_t)B_ * T_ * config.vocab_size);
+  be.copy(out.data(), logits_, out.size() * sizeof(float));
+  be.synchronize();
+  return out;
+}
 
 // One buffer for every saved activation, one for backward scratch.
 void Llama::plan_activations(int B, int T) {
@@ -165,7 +174,7 @@ void Llama::plan_activations(int B, int T) {
   const size_t N = (size_t)B * T, C = c.hidden_size, I = c.intermediate_size, V = c.vocab_size;
   const size_t NH = c.num_attention_heads, r = lora.use_lora ? lora.lora_rank : 0;
   const size_t per_block = 8 * N * C + 2 * N + B * NH * T + 3 * N * I + 7 * N * r;
-  acts_.assign(c.num_hidden_layers * per_block + 2 * N * C + 3 * N + N * V, 0.0f);
+  acts_ = Buffer<float>(be, c.num_hidden_layers * per_block + 2 * N * C + 3 * N + N * V);
   float* p = acts_.data();
   auto take = [&p](size_t n) { float* q = p; p += n; return q; };
   block_acts_.resize(c.num_hidden_layers);
@@ -193,7 +202,7 @@ void Llama::plan_activations(int B, int T) {
   lse_ce_ = take(N);
   logits_ = take(N * V);
 
-  scratch_.assign(8 * N * C + 3 * N * I + N * r + N * V, 0.0f);
+  scratch_ = Buffer<float>(be, 8 * N * C + 3 * N * I + N * r + N * V);
   p = scratch_.data();
   d_res_ = take(N * C);
   d_ln_ = take(N * C);
@@ -208,6 +217,7 @@ void Llama::plan_activations(int B, int T) {
   d_act_ = take(N * I);
   d_xa_ = take(N * r);
   d_logits_ = take(N * V);
+  tokens_ = Buffer<int32_t>(be, 2 * N);
 }
 
 void Llama::block_forward(Block& b, BlockActs& a, float* out) {
@@ -215,21 +225,21 @@ void Llama::block_forward(Block& b, BlockActs& a, float* out) {
   const int B = B_, T = T_, N = B * T, C = c.hidden_size, I = c.intermediate_size;
   const int NH = c.num_attention_heads, HS = c.head_size();
   float* pre = d_q_;  // the q and k projections before RoPE are not needed later
-  cpu::rmsnorm_forward(a.ln1, a.rstd1, a.x, b.ln1->data, N, C, c.rms_norm_eps);
-  linear_layer_forward(b.q, pre, a.xa[0], a.ln1, N);
-  cpu::rope_forward(a.q, pre, B, T, NH, HS, c.rope_theta);
-  linear_layer_forward(b.k, pre, a.xa[1], a.ln1, N);
-  cpu::rope_forward(a.k, pre, B, T, NH, HS, c.rope_theta);
-  linear_layer_forward(b.v, a.v, a.xa[2], a.ln1, N);
-  cpu::attention_forward(a.att, a.lse, a.q, a.k, a.v, B, T, NH, HS);
-  linear_layer_forward(b.o, pre, a.xa[3], a.att, N);
-  cpu::residual_forward(a.h, a.x, pre, (int64_t)N * C);          // h = x + o(att)
-  cpu::rmsnorm_forward(a.ln2, a.rstd2, a.h, b.ln2->data, N, C, c.rms_norm_eps);
-  linear_layer_forward(b.gate, a.gate, a.xa[4], a.ln2, N);
-  linear_layer_forward(b.up, a.up, a.xa[5], a.ln2, N);
-  cpu::swiglu_forward(a.act, a.gate, a.up, (int64_t)N * I);
-  linear_layer_forward(b.down, pre, a.xa[6], a.act, N);
-  cpu::residual_forward(out, a.h, pre, (int64_t)N * C);          // y = h + down(...)
+  be.rmsnorm_forward(a.ln1, a.rstd1, a.x, b.ln1->data, N, C, c.rms_norm_eps);
+  linear_layer_forward(be, b.q, pre, a.xa[0], a.ln1, N);
+  be.rope_forward(a.q, pre, B, T, NH, HS, c.rope_theta);
+  linear_layer_forward(be, b.k, pre, a.xa[1], a.ln1, N);
+  be.rope_forward(a.k, pre, B, T, NH, HS, c.rope_theta);
+  linear_layer_forward(be, b.v, a.v, a.xa[2], a.ln1, N);
+  be.attention_forward(a.att, a.lse, a.q, a.k, a.v, B, T, NH, HS);
+  linear_layer_forward(be, b.o, pre, a.xa[3], a.att, N);
+  be.residual_forward(a.h, a.x, pre, (int64_t)N * C);          // h = x + o(att)
+  be.rmsnorm_forward(a.ln2, a.rstd2, a.h, b.ln2->data, N, C, c.rms_norm_eps);
+  linear_layer_forward(be, b.gate, a.gate, a.xa[4], a.ln2, N);
+  linear_layer_forward(be, b.up, a.up, a.xa[5], a.ln2, N);
+  be.swiglu_forward(a.act, a.gate, a.up, (int64_t)N * I);
+  linear_layer_forward(be, b.down, pre, a.xa[6], a.act, N);
+  be.residual_forward(out, a.h, pre, (int64_t)N * C);          // y = h + down(...)
 }
 
 float Llama::forward(const int32_t* inputs, const int32_t* targets, int B, int T) {
@@ -247,18 +257,21 @@ float Llama::forward(const int32_t* inputs, const int32_t* targets, int B, int T
   };
   check_ids(inputs, "input");
   if (targets) check_ids(targets, "target");
-  inputs_ = inputs;
-  targets_ = targets;
+  int32_t* tokens = tokens_.data();
+  be.copy(tokens, inputs, (size_t)N * sizeof(int32_t));
+  if (targets) be.copy(tokens + N, targets, (size_t)N * sizeof(int32_t));
+  inputs_ = tokens;
+  targets_ = targets ? tokens + N : nullptr;
 
-  cpu::embedding_forward(block_acts_[0].x, inputs, wte->data, N, C);
+  be.embedding_forward(block_acts_[0].x, inputs, wte->data, N, C);
   for (int l = 0; l < c.num_hidden_layers; l++) {
     float* out = l + 1 < c.num_hidden_layers ? block_acts_[l + 1].x : res_final_;
     block_forward(blocks[l], block_acts_[l], out);
   }
-  cpu::rmsnorm_forward(lnf_, rstdf_, res_final_, norm_f->data, N, C, c.rms_norm_eps);
-  cpu::linear_forward(logits_, lnf_, lm_head->data, N, C, V);
+  be.rmsnorm_forward(lnf_, rstdf_, res_final_, norm_f->data, N, C, c.rms_norm_eps);
+  be.linear_forward(logits_, lnf_, lm_head->data, N, C, V);
   if (!targets) return 0.0f;
-  return cpu::cross_entropy_forward(losses_, lse_ce_, logits_, targets, N, V);
+  return be.cross_entropy_forward(losses_, lse_ce_, logits_, targets, N, V);
 }
 
 void Llama::block_backward(Block& b, BlockActs& a, float* dres) {
@@ -268,31 +281,31 @@ void Llama::block_backward(Block& b, BlockActs& a, float* dres) {
   const size_t NC = (size_t)N * C, NI = (size_t)N * I;
   // dres holds d(block output). The residual passes it straight to h and to
   // the MLP output: dh = dres, d(down out) = dres.
-  zero(d_act_, NI);
-  linear_layer_backward(b.down, d_act_, d_xa_, dres, a.act, a.xa[6], N);
-  zero(d_gate_, NI);
-  zero(d_up_, NI);
-  cpu::swiglu_backward(d_gate_, d_up_, d_act_, a.gate, a.up, (int64_t)NI);
-  zero(d_ln_, NC);
-  linear_layer_backward(b.gate, d_ln_, d_xa_, d_gate_, a.ln2, a.xa[4], N);
-  linear_layer_backward(b.up, d_ln_, d_xa_, d_up_, a.ln2, a.xa[5], N);
-  cpu::rmsnorm_backward(dres, b.ln2->grad, d_ln_, a.h, b.ln2->data, a.rstd2, N, C);  // dres is now dh
+  be.zero(d_act_, NI * sizeof(float));
+  linear_layer_backward(be, b.down, d_act_, d_xa_, dres, a.act, a.xa[6], N);
+  be.zero(d_gate_, NI * sizeof(float));
+  be.zero(d_up_, NI * sizeof(float));
+  be.swiglu_backward(d_gate_, d_up_, d_act_, a.gate, a.up, (int64_t)NI);
+  be.zero(d_ln_, NC * sizeof(float));
+  linear_layer_backward(be, b.gate, d_ln_, d_xa_, d_gate_, a.ln2, a.xa[4], N);
+  linear_layer_backward(be, b.up, d_ln_, d_xa_, d_up_, a.ln2, a.xa[5], N);
+  be.rmsnorm_backward(dres, b.ln2->grad, d_ln_, a.h, b.ln2->data, a.rstd2, N, C);  // dres is now dh
   // Attention half: h = x + o(att)  ->  dx = dh, d(o out) = dh.
-  zero(d_att_, NC);
-  linear_layer_backward(b.o, d_att_, d_xa_, dres, a.att, a.xa[3], N);
-  zero(d_qr_, NC);
-  zero(d_kr_, NC);
-  zero(d_v_, NC);
-  cpu::attention_backward(d_qr_, d_kr_, d_v_, d_att_, a.q, a.k, a.v, a.att, a.lse, B, T, NH, HS);
-  zero(d_q_, NC);
-  zero(d_k_, NC);
-  cpu::rope_backward(d_q_, d_qr_, B, T, NH, HS, c.rope_theta);
-  cpu::rope_backward(d_k_, d_kr_, B, T, NH, HS, c.rope_theta);
-  zero(d_ln_, NC);
-  linear_layer_backward(b.q, d_ln_, d_xa_, d_q_, a.ln1, a.xa[0], N);
-  linear_layer_backward(b.k, d_ln_, d_xa_, d_k_, a.ln1, a.xa[1], N);
-  linear_layer_backward(b.v, d_ln_, d_xa_, d_v_, a.ln1, a.xa[2], N);
-  cpu::rmsnorm_backward(dres, b.ln1->grad, d_ln_, a.x, b.ln1->data, a.rstd1, N, C);  // dres is now dx
+  be.zero(d_att_, NC * sizeof(float));
+  linear_layer_backward(be, b.o, d_att_, d_xa_, dres, a.att, a.xa[3], N);
+  be.zero(d_qr_, NC * sizeof(float));
+  be.zero(d_kr_, NC * sizeof(float));
+  be.zero(d_v_, NC * sizeof(float));
+  be.attention_backward(d_qr_, d_kr_, d_v_, d_att_, a.q, a.k, a.v, a.att, a.lse, B, T, NH, HS);
+  be.zero(d_q_, NC * sizeof(float));
+  be.zero(d_k_, NC * sizeof(float));
+  be.rope_backward(d_q_, d_qr_, B, T, NH, HS, c.rope_theta);
+  be.rope_backward(d_k_, d_kr_, B, T, NH, HS, c.rope_theta);
+  be.zero(d_ln_, NC * sizeof(float));
+  linear_layer_backward(be, b.q, d_ln_, d_xa_, d_q_, a.ln1, a.xa[0], N);
+  linear_layer_backward(be, b.k, d_ln_, d_xa_, d_k_, a.ln1, a.xa[1], N);
+  linear_layer_backward(be, b.v, d_ln_, d_xa_, d_v_, a.ln1, a.xa[2], N);
+  be.rmsnorm_backward(dres, b.ln1->grad, d_ln_, a.x, b.ln1->data, a.rstd1, N, C);  // dres is now dx
 }
 
 void Llama::backward(float grad_scale) {
@@ -300,14 +313,14 @@ void Llama::backward(float grad_scale) {
   const LlamaConfig& c = config;
   const int N = B_ * T_, C = c.hidden_size, V = c.vocab_size;
   // d(mean loss) / d logits, scaled for gradient accumulation.
-  zero(d_logits_, (size_t)N * V);
-  cpu::cross_entropy_backward(d_logits_, logits_, lse_ce_, targets_, grad_scale / N, N, V);
-  zero(d_ln_, (size_t)N * C);
-  cpu::linear_backward(d_ln_, lm_head->grad, d_logits_, lnf_, lm_head->data, N, C, V);
-  zero(d_res_, (size_t)N * C);
-  cpu::rmsnorm_backward(d_res_, norm_f->grad, d_ln_, res_final_, norm_f->data, rstdf_, N, C);
+  be.zero(d_logits_, (size_t)N * V * sizeof(float));
+  be.cross_entropy_backward(d_logits_, logits_, lse_ce_, targets_, grad_scale / N, N, V);
+  be.zero(d_ln_, (size_t)N * C * sizeof(float));
+  be.linear_backward(d_ln_, lm_head->grad, d_logits_, lnf_, lm_head->data, N, C, V);
+  be.zero(d_res_, (size_t)N * C * sizeof(float));
+  be.rmsnorm_backward(d_res_, norm_f->grad, d_ln_, res_final_, norm_f->data, rstdf_, N, C);
   for (int l = c.num_hidden_layers - 1; l >= 0; l--) block_backward(blocks[l], block_acts_[l], d_res_);
-  cpu::embedding_backward(wte->grad, d_res_, inputs_, N, C);
+  be.embedding_backward(wte->grad, d_res_, inputs_, N, C);
 }
 
 }  // namespace switchlora

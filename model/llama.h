@@ -56,9 +56,11 @@ class Llama {
   // Builds the parameters and draws them from seed: weights ~ N(0,
   // initializer_range), norms = 1; LoRA adapters per lora.init_lora_type,
   // with W = W0 - s B0 A0 so the model computes exactly W0 at step 0.
-  Llama(const LlamaConfig& config, const LoraOptions& lora, uint64_t seed);
+  // Everything (parameters, gradients, activations) lives in be's memory.
+  Llama(const LlamaConfig& config, const LoraOptions& lora, uint64_t seed,
+        Backend& be = cpu_backend());
 
-  // inputs, targets: (B, T) token ids. Returns the mean cross-entropy, or 0
+  // inputs, targets: (B, T) token ids in HOST memory. Returns the mean cross-entropy, or 0
   // when targets is nullptr (logits only). Activations are (re)allocated when
   // B or T change.
   float forward(const int32_t* inputs, const int32_t* targets, int B, int T);
@@ -66,12 +68,14 @@ class Llama {
   void backward(float grad_scale);
   void zero_grad();
 
-  const float* logits() const { return logits_; }  // (B, T, V) of the last forward
+  const float* logits() const { return logits_; }  // (B, T, V) of the last forward, backend memory
+  std::vector<float> logits_host() const;           // the same, copied to the host
   std::vector<Linear*> linears();                   // all 7 L linear layers
   size_t num_parameters() const;                    // trainable + frozen
 
   LlamaConfig config;
   LoraOptions lora;
+  Backend& be;
   ParamStore params;
   Param* wte = nullptr;      // (V, C) model.embed_tokens.weight
   Param* norm_f = nullptr;   // (C) model.norm.weight
@@ -84,8 +88,9 @@ class Llama {
   void block_backward(Block& b, BlockActs& a, float* dres);
 
   int B_ = 0, T_ = 0;
-  std::vector<float> acts_;        // every saved activation, one buffer
-  std::vector<float> scratch_;     // backward temporaries, one buffer
+  Buffer<float> acts_;             // every saved activation, one buffer
+  Buffer<float> scratch_;          // backward temporaries, one buffer
+  Buffer<int32_t> tokens_;         // (2, N) inputs and targets, copied to the backend
   std::vector<BlockActs> block_acts_;
   const int32_t* inputs_ = nullptr;
   const int32_t* targets_ = nullptr;
@@ -107,6 +112,6 @@ float switchlora_sigma_A(int out, int in, int r);
 float switchlora_sigma_B(int out, int in, int r);
 
 // W += sign * s B A, the adapter product folded into the frozen weight.
-void fold_adapter_into_weight(const Linear& l, float sign);
+void fold_adapter_into_weight(Backend& be, const Linear& l, float sign);
 
 }  // namespace switchlora

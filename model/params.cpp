@@ -6,7 +6,7 @@ namespace switchlora {
 
 int ParamStore::add(const std::string& name, int rows, int cols, bool is_trainable,
                     StepCounter counter) {
-  SL_CHECK(trainable.empty() && frozen.empty(), "ParamStore::add after allocate");
+  SL_CHECK(trainable.data() == nullptr, "ParamStore::add after allocate");
   Param p;
   p.name = name;
   p.rows = rows;
@@ -17,20 +17,36 @@ int ParamStore::add(const std::string& name, int rows, int cols, bool is_trainab
   return (int)params.size() - 1;
 }
 
-void ParamStore::allocate() {
+void ParamStore::allocate(Backend& be) {
   size_t n_train = 0, n_frozen = 0;
   for (Param& p : params) {
     size_t& next = p.trainable ? n_train : n_frozen;
     p.offset = next;
     next += p.numel();
   }
-  trainable.assign(n_train, 0.0f);
-  trainable_grad.assign(n_train, 0.0f);
-  frozen.assign(n_frozen, 0.0f);
+  trainable = Buffer<float>(be, n_train);
+  trainable_grad = Buffer<float>(be, n_train);
+  frozen = Buffer<float>(be, n_frozen);
   for (Param& p : params) {
     p.data = (p.trainable ? trainable.data() : frozen.data()) + p.offset;
     p.grad = p.trainable ? trainable_grad.data() + p.offset : nullptr;
   }
+}
+
+std::vector<float> ParamStore::get(const Param& p) const {
+  std::vector<float> out(p.numel());
+  Backend& be = trainable.backend();
+  be.copy(out.data(), p.data, out.size() * sizeof(float));
+  be.synchronize();
+  return out;
+}
+
+void ParamStore::set(Param& p, const std::vector<float>& values) {
+  SL_CHECK(values.size() == p.numel(), "ParamStore::set: " + std::to_string(values.size()) +
+                                           " values for " + p.name + " of " + std::to_string(p.numel()));
+  Backend& be = trainable.backend();
+  be.copy(p.data, values.data(), values.size() * sizeof(float));
+  be.synchronize();
 }
 
 Param* ParamStore::find(const std::string& name) {

@@ -5,11 +5,14 @@
 // `trainable_grad` with the same layout: one all-reduce and one optimizer step
 // cover exactly them. Frozen weights (LoRA's W) live in `frozen` and have no
 // gradient. SwitchLoRA's candidate pools live elsewhere (model/switchlora.h).
+// All three are backend memory (device memory on the GPU): Param::data and
+// Param::grad are backend pointers, for the ops, never for host code.
 #pragma once
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "engine/backend.h"
 #include "optim/adamw.h"
 
 namespace switchlora {
@@ -27,19 +30,22 @@ struct Param {
 
 struct ParamStore {
   std::vector<Param> params;
-  std::vector<float> trainable, trainable_grad, frozen;
+  Buffer<float> trainable, trainable_grad, frozen;
 
   // Planning: returns the index of the new parameter. Call allocate() once
   // after the last add(); the Param pointers are stable from then on.
   int add(const std::string& name, int rows, int cols, bool trainable,
           StepCounter counter = StepCounter::kPerTensor);
-  void allocate();
+  void allocate(Backend& be);
 
   Param& operator[](int i) { return params[i]; }
   const Param& operator[](int i) const { return params[i]; }
   Param* find(const std::string& name);
   size_t num_trainable() const { return trainable.size(); }
   size_t num_frozen() const { return frozen.size(); }
+  // One parameter's values, to or from the host (these wait).
+  std::vector<float> get(const Param& p) const;
+  void set(Param& p, const std::vector<float>& values);
   // What the optimizer needs to know about the trainable buffer.
   std::vector<OptimParam> optim_params() const;
 };

@@ -33,7 +33,7 @@ void validate_switch_options(const SwitchOptions& o) {
     throw Error("--switch_descend_type must be exponential or Z, got \"" + o.switch_descend_type + "\"");
 }
 
-SwitchLora::SwitchLora(Llama& model, const SwitchOptions& opts) : opts_(opts) {
+SwitchLora::SwitchLora(Llama& model, const SwitchOptions& opts) : opts_(opts), be_(model.be) {
   validate_switch_options(opts_);
   // interval(t) only grows with t, so checking t = 0 checks every step. Two
   // warm-up periods must fit in one interval, since A and B each freeze the other.
@@ -46,14 +46,17 @@ SwitchLora::SwitchLora(Llama& model, const SwitchOptions& opts) : opts_(opts) {
 
   // Plan the pools in one buffer: per layer P rows for A, P columns for B.
   size_t total = 0;
+  int widest = 0;
   for (Linear* l : lins) {
     SwitchLayer L;
     L.lin = l;
     L.pool = std::min(l->in, l->out);
     layers_.push_back(L);
     total += (size_t)L.pool * (l->in + l->out);
+    widest = std::max({widest, l->in, l->out});
   }
-  candidates_.assign(total, 0.0f);
+  candidates_ = Buffer<float>(be_, total, opts_.offload_candidates ? Buffer<float>::kHost : Buffer<float>::kBackend);
+  c_ = Buffer<float>(be_, widest);
   float* p = candidates_.data();
   for (size_t li = 0; li < layers_.size(); li++) {
     SwitchLayer& L = layers_[li];
@@ -68,10 +71,15 @@ SwitchLora::SwitchLora(Llama& model, const SwitchOptions& opts) : opts_(opts) {
     const float bB = std::sqrt(3.0f) * switchlora_sigma_B(l.out, l.in, r);
     const uint64_t sA = (kStreamCandidates << 32) | (2 * li), sB = (kStreamCandidates << 32) | (2 * li + 1);
     const int64_t nA = (int64_t)P * l.in, nB = (int64_t)P * l.out;
+    std::vector<float> init(std::max(nA, nB));
 #pragma omp parallel for
-    for (int64_t i = 0; i < nA; i++) L.cand_A[i] = bA * (2.0f * uniform01(opts_.seed, sA, i) - 1.0f);
+    for (int64_t i = 0; i < nA; i++) init[i] = bA * (2.0f * uniform01(opts_.seed, sA, i) - 1.0f);
+    be_.copy(L.cand_A, init.data(), nA * sizeof(float));
+    be_.synchronize();  // init is reused below
 #pragma omp parallel for
-    for (int64_t i = 0; i < nB; i++) L.cand_B[i] = bB * (2.0f * uniform01(opts_.seed, sB, i) - 1.0f);
+    for (int64_t i = 0; i < nB; i++) init[i] = bB * (2.0f * uniform01(opts_.seed, sB, i) - 1.0f);
+    be_.copy(L.cand_B, init.data(), nB * sizeof(float));
+    be_.synchronize();
 
     // A holds candidates P-r .. P-1; B the same list rotated by r/2, so the
     // cursors (A at 0, B at r/2) both take candidate 0 first and never meet.
@@ -90,13 +98,12 @@ SwitchLora::SwitchLora(Llama& model, const SwitchOptions& opts) : opts_(opts) {
 
     // Replace the model's adapters by the pool vectors, keeping W + s B A = W0:
     // undo the model's W = W0 - s B A, then redo it with the new A, B.
-    fold_adapter_into_weight(l, +1.0f);
+    fold_adapter_into_weight(be_, l, +1.0f);
     for (int i = 0; i < r; i++) {
-      std::copy_n(L.cand_A + (size_t)L.held_A[i] * l.in, l.in, l.A->data + (size_t)i * l.in);
-      const float* c = L.cand_B + (size_t)L.held_B[i] * l.out;
-      for (int o = 0; o < l.out; o++) l.B->data[(size_t)o * r + i] = c[o];
+      copy_row(l.A->data + (size_t)i * l.in, L.cand_A + (size_t)L.held_A[i] * l.in, l.in);
+      copy_into_column(l.B->data, i, r, L.cand_B + (size_t)L.held_B[i] * l.out, l.out);
     }
-    fold_adapter_into_weight(l, -1.0f);
+    fold_adapter_into_weight(be_, l, -1.0f);
   }
 }
 
@@ -143,21 +150,17 @@ int SwitchLora::planned_switches(int t, int layer) const {
 //   W += s B[:, slot] (A[slot, :] - c)       keeps W + s B A unchanged
 //   cand_A[held] = A[slot, :]                 the trained row is kept for reuse
 //   A[slot, :] = c;  freeze B[:, slot] and reset its Adam state
+// Only vectors move between the pool and the backend: c in, the old row out.
 void SwitchLora::switch_A(SwitchLayer& L, int slot, int cand, AdamW& opt) {
   Linear& l = *L.lin;
-  const int in = l.in, r = l.r;
-  // Copy c first: when cand is the slot's own old candidate (possible in
-  // discontinuous mode) the write-back below would overwrite it.
-  std::vector<float> c(L.cand_A + (size_t)cand * in, L.cand_A + (size_t)(cand + 1) * in);
+  const int in = l.in;
   float* a = l.A->data + (size_t)slot * in;
-#pragma omp parallel for
-  for (int o = 0; o < l.out; o++) {
-    const float sb = l.s * l.B->data[(size_t)o * r + slot];
-    float* w = l.W->data + (size_t)o * in;
-    for (int j = 0; j < in; j++) w[j] += sb * (a[j] - c[j]);
-  }
-  std::copy_n(a, in, L.cand_A + (size_t)L.held_A[slot] * in);
-  std::copy(c.begin(), c.end(), a);
+  // Copy c first: when cand is the slot's own old candidate (possible in
+  // discontinuous mode) the write-back below overwrites it.
+  copy_row(c_.data(), L.cand_A + (size_t)cand * in, in);
+  be_.switch_A_update(l.W->data, l.B->data, l.A->data, c_.data(), l.s, slot, l.out, in, l.r);
+  copy_row(L.cand_A + (size_t)L.held_A[slot] * in, a, in);
+  copy_row(a, c_.data(), in);
   L.held_A[slot] = cand;
   L.frozen_B[slot] = opts_.adam_warm_step;
   opt.reset_vectors(L.optim_B, slot, slot + 1, !opts_.remain_switch_state, !opts_.remain_switch_step_state);
@@ -168,22 +171,25 @@ void SwitchLora::switch_A(SwitchLayer& L, int slot, int cand, AdamW& opt) {
 //   cand_B[held] = B[:, slot];  B[:, slot] = c;  freeze A[slot, :], reset its Adam state
 void SwitchLora::switch_B(SwitchLayer& L, int slot, int cand, AdamW& opt) {
   Linear& l = *L.lin;
-  const int in = l.in, out = l.out, r = l.r;
-  std::vector<float> c(L.cand_B + (size_t)cand * out, L.cand_B + (size_t)(cand + 1) * out);
-  const float* a = l.A->data + (size_t)slot * in;
-  float* old = L.cand_B + (size_t)L.held_B[slot] * out;
-#pragma omp parallel for
-  for (int o = 0; o < out; o++) {
-    float& b = l.B->data[(size_t)o * r + slot];
-    const float sd = l.s * (b - c[o]);
-    float* w = l.W->data + (size_t)o * in;
-    for (int j = 0; j < in; j++) w[j] += sd * a[j];
-    old[o] = b;
-    b = c[o];
-  }
+  const int out = l.out, r = l.r;
+  copy_row(c_.data(), L.cand_B + (size_t)cand * out, out);
+  be_.switch_B_update(l.W->data, l.B->data, l.A->data, c_.data(), l.s, slot, out, l.in, r);
+  copy_from_column(L.cand_B + (size_t)L.held_B[slot] * out, l.B->data, slot, r, out);
+  copy_into_column(l.B->data, slot, r, c_.data(), out);
   L.held_B[slot] = cand;
   L.frozen_A[slot] = opts_.adam_warm_step;
   opt.reset_vectors(L.optim_A, slot, slot + 1, !opts_.remain_switch_state, !opts_.remain_switch_step_state);
+}
+
+void SwitchLora::copy_row(float* dst, const float* src, int n) { be_.copy(dst, src, n * sizeof(float)); }
+
+// Column `col` of the row-major (n, r) matrix M, to or from a contiguous vector (n).
+void SwitchLora::copy_into_column(float* M, int col, int r, const float* v, int n) {
+  be_.copy_2d(M + col, r * sizeof(float), v, sizeof(float), sizeof(float), n);
+}
+
+void SwitchLora::copy_from_column(float* v, const float* M, int col, int r, int n) {
+  be_.copy_2d(v, sizeof(float), M + col, r * sizeof(float), sizeof(float), n);
 }
 
 // Discontinuous mode: a uniform draw among the pool entries that no other
@@ -251,9 +257,8 @@ void SwitchLora::zero_frozen_grads() {
     Linear& l = *L.lin;
     const int r = l.r;
     for (int i = 0; i < r; i++) {
-      if (L.mask_A[i]) std::fill_n(l.A->grad + (size_t)i * l.in, l.in, 0.0f);
-      if (L.mask_B[i])
-        for (int o = 0; o < l.out; o++) l.B->grad[(size_t)o * r + i] = 0.0f;
+      if (L.mask_A[i]) be_.zero(l.A->grad + (size_t)i * l.in, l.in * sizeof(float));
+      if (L.mask_B[i]) be_.zero_2d(l.B->grad + i, r * sizeof(float), sizeof(float), l.out);
     }
   }
 }

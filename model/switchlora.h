@@ -32,6 +32,10 @@ struct SwitchOptions {
   bool remain_switch_step_state = false;  // keep the counterpart's step counter
   int num_training_steps = 1;
   uint64_t seed = 0;
+  // The pools in the backend's host memory (pinned on the GPU: the paper's
+  // offload), moving only the vectors being switched; false keeps them in
+  // backend (device) memory. No effect on the CPU backend's results.
+  bool offload_candidates = true;
 };
 
 // Throws switchlora::Error naming the flag for a bad option.
@@ -41,8 +45,9 @@ void validate_switch_options(const SwitchOptions& o);
 struct SwitchLayer {
   Linear* lin = nullptr;
   int pool = 0;                      // P = min(out, in) candidates per pool
-  float* cand_A = nullptr;           // (P, in)  rows for A
-  float* cand_B = nullptr;           // (P, out) columns for B, stored as rows
+  float* cand_A = nullptr;           // (P, in)  rows for A        } host or backend memory,
+  float* cand_B = nullptr;           // (P, out) columns for B,    } see offload_candidates
+                                     //          stored as rows
   std::vector<int> held_A, held_B;   // (r) candidate slot each A row / B column came from
   int cursor_A = 0, cursor_B = 0;    // continuous mode: next slot to switch
   std::vector<int> frozen_A, frozen_B;  // (r) optimizer steps each vector stays frozen
@@ -80,9 +85,9 @@ class SwitchLora {
   size_t num_candidates() const { return candidates_.size(); }
   std::vector<SwitchLayer>& layers() { return layers_; }
 
-  // Checkpoint: candidates as a blob, the rest as JSON.
-  const std::vector<float>& candidates() const { return candidates_; }
-  std::vector<float>& candidates() { return candidates_; }
+  // Checkpoint: candidates as a blob (copied to or from the host), the rest as JSON.
+  const Buffer<float>& candidates() const { return candidates_; }
+  Buffer<float>& candidates() { return candidates_; }
   nlohmann::json state() const;
   void set_state(const nlohmann::json& j);
 
@@ -92,9 +97,14 @@ class SwitchLora {
   int draw_candidate(const SwitchLayer& L, const std::vector<int>& held, int slot,
                      uint64_t key) const;
   void refresh_masks(SwitchLayer& L);
+  void copy_row(float* dst, const float* src, int n);
+  void copy_into_column(float* M, int col, int r, const float* v, int n);
+  void copy_from_column(float* v, const float* M, int col, int r, int n);
 
   SwitchOptions opts_;
-  std::vector<float> candidates_;  // every pool, one buffer (never all-reduced)
+  Backend& be_;
+  Buffer<float> candidates_;  // every pool, one buffer (never all-reduced)
+  Buffer<float> c_;           // (max in, out) the incoming candidate, in backend memory
   std::vector<SwitchLayer> layers_;
 };
 

@@ -1,13 +1,6 @@
-// AdamW with per-tensor, per-row or per-column step counters (DESIGN §5).
-//
-// The bias corrections depend only on a vector's counter, so they are
-// computed once per vector, in double as PyTorch does with its Python floats:
-//   s = lr / (1 - b1^k)          c = 1 / sqrt(1 - b2^k)
-// and the element loop only does float arithmetic the compiler can vectorise:
-//   m = b1 m + (1 - b1) g        v = b2 v + (1 - b2) g^2
-//   p = p - (lr wd p + s m / (sqrt(v) c + eps))
-// PyTorch applies the decay and the Adam step as two roundings of p; folding
-// them into one subtraction is the same update with one rounding less.
+// AdamW with per-tensor, per-row or per-column step counters (DESIGN §5):
+// the checks, the state and its resets. The update itself is the backend's
+// adamw_update (engine/cpu/adamw.cpp, engine/cuda/adamw.cu), one call per tensor.
 #include "optim/adamw.h"
 
 #include <algorithm>
@@ -45,42 +38,11 @@ void check_unit_interval(const char* field, float x) {
                 " is outside [0, 1)");
 }
 
-// Elements [0, n) that share one step size s and denominator scale c.
-void adam_span(float* p, float* m, float* v, const float* g, size_t n, float b1,
-               float b2, float eps, float lr_wd, float s, float c) {
-  const float a1 = 1.0f - b1, a2 = 1.0f - b2;
-#pragma omp simd
-  for (size_t i = 0; i < n; i++) {
-    float mi = b1 * m[i] + a1 * g[i];
-    float vi = b2 * v[i] + a2 * g[i] * g[i];
-    p[i] -= lr_wd * p[i] + s * mi / (std::sqrt(vi) * c + eps);
-    m[i] = mi;
-    v[i] = vi;
-  }
-}
-
-// One row of a per-column tensor: column j has its own s[j], c[j]; a frozen
-// column (live[j] == 0) writes back its old values, bit for bit. The select
-// rather than a branch keeps the loop vectorisable.
-void adam_row_per_column(float* p, float* m, float* v, const float* g, int n,
-                         float b1, float b2, float eps, float lr_wd, const float* s,
-                         const float* c, const uint8_t* live) {
-  const float a1 = 1.0f - b1, a2 = 1.0f - b2;
-#pragma omp simd
-  for (int j = 0; j < n; j++) {
-    float mi = b1 * m[j] + a1 * g[j];
-    float vi = b2 * v[j] + a2 * g[j] * g[j];
-    float pi = p[j] - (lr_wd * p[j] + s[j] * mi / (std::sqrt(vi) * c[j] + eps));
-    p[j] = live[j] ? pi : p[j];
-    m[j] = live[j] ? mi : m[j];
-    v[j] = live[j] ? vi : v[j];
-  }
-}
-
 }  // namespace
 
-AdamW::AdamW(const AdamWConfig& config, std::vector<OptimParam> params, size_t numel)
-    : config_(config), params_(std::move(params)), m_(numel, 0.0f), v_(numel, 0.0f) {
+AdamW::AdamW(const AdamWConfig& config, std::vector<OptimParam> params, size_t numel,
+             Backend& be)
+    : config_(config), params_(std::move(params)), be_(be), m_(be, numel), v_(be, numel) {
   check_unit_interval("beta1", config_.beta1);
   check_unit_interval("beta2", config_.beta2);
   if (!(config_.eps > 0.0f))
@@ -117,60 +79,27 @@ AdamW::AdamW(const AdamWConfig& config, std::vector<OptimParam> params, size_t n
     counter_offset_[i] = total;
     total += num_vectors(params_[i]);
   }
-  counters_.assign(total, 0);
+  counters_ = Buffer<int64_t>(be_, total);
+  frozen_ = Buffer<uint8_t>(be_, total);
+  frozen_host_.assign(total, 0);
 }
 
 void AdamW::step(float* params, const float* grads, float lr) {
-  const float b1 = config_.beta1, b2 = config_.beta2, eps = config_.eps;
-  const float lr_wd = lr * config_.weight_decay;
-  int max_vectors = 1;
-  for (const OptimParam& t : params_) max_vectors = std::max(max_vectors, num_vectors(t));
-  std::vector<float> s(max_vectors), c(max_vectors);
-  std::vector<uint8_t> live(max_vectors);
-
+  // Gather the frozen flags the SwitchLoRA layers keep on the host into one
+  // upload: a few hundred bytes per step.
+  bool any_frozen = false;
   for (size_t ip = 0; ip < params_.size(); ip++) {
     const OptimParam& t = params_[ip];
-    const int nvec = num_vectors(t);
-    int64_t* k = &counters_[counter_offset_[ip]];
-    // The counter goes up before the bias corrections, so the first step
-    // uses k = 1 as in PyTorch.
-    for (int i = 0; i < nvec; i++) {
-      live[i] = !(t.frozen && t.frozen[i]);
-      if (!live[i]) continue;
-      k[i]++;
-      s[i] = (float)(lr / (1.0 - std::pow((double)b1, (double)k[i])));
-      c[i] = (float)(1.0 / std::sqrt(1.0 - std::pow((double)b2, (double)k[i])));
-    }
-
-    float* p = params + t.offset;
-    float* m = m_.data() + t.offset;
-    float* v = v_.data() + t.offset;
-    const float* g = grads + t.offset;
-    const int C = t.cols;
-    switch (t.counter) {
-      case StepCounter::kPerTensor:
-      case StepCounter::kPerRow: {
-        // A row is a contiguous span with one step size: per row, its own;
-        // per tensor, the tensor's.
-        const bool per_row = t.counter == StepCounter::kPerRow;
-#pragma omp parallel for
-        for (int r = 0; r < t.rows; r++) {
-          const int i = per_row ? r : 0;
-          if (!live[i]) continue;
-          size_t o = (size_t)r * C;
-          adam_span(p + o, m + o, v + o, g + o, C, b1, b2, eps, lr_wd, s[i], c[i]);
-        }
-        break;
-      }
-      case StepCounter::kPerColumn:
-#pragma omp parallel for
-        for (int r = 0; r < t.rows; r++) {
-          size_t o = (size_t)r * C;
-          adam_row_per_column(p + o, m + o, v + o, g + o, C, b1, b2, eps, lr_wd,
-                              s.data(), c.data(), live.data());
-        }
-        break;
-    }
+    if (!t.frozen) continue;
+    any_frozen = true;
+    std::copy_n(t.frozen, num_vectors(t), frozen_host_.begin() + (long)counter_offset_[ip]);
+  }
+  if (any_frozen) be_.copy(frozen_.data(), frozen_host_.data(), frozen_host_.size());
+  for (size_t ip = 0; ip < params_.size(); ip++) {
+    const OptimParam& t = params_[ip];
+    const size_t k = counter_offset_[ip];
+    be_.adamw_update(params, m_.data(), v_.data(), grads, counters_.data() + k,
+                     t.frozen ? frozen_.data() + k : nullptr, t, config_, lr);
   }
 }
 
@@ -185,28 +114,18 @@ void AdamW::reset_vectors(int p, int begin, int end, bool moments, bool counter)
                 counter_name(t.counter) + ", " + std::to_string(nvec) +
                 " vectors): bad range [" + std::to_string(begin) + ", " +
                 std::to_string(end) + ")");
-  if (counter)
-    std::fill(counters_.begin() + counter_offset_[p] + begin,
-              counters_.begin() + counter_offset_[p] + end, 0);
+  if (end == begin) return;
+  if (counter) be_.zero(counters_.data() + counter_offset_[p] + begin, (end - begin) * sizeof(int64_t));
   if (!moments) return;
-  float* m = m_.data() + t.offset;
-  float* v = v_.data() + t.offset;
-  const size_t C = t.cols;
-  switch (t.counter) {
-    case StepCounter::kPerTensor:
-      if (end > begin) {
-        std::fill(m, m + t.rows * C, 0.0f);
-        std::fill(v, v + t.rows * C, 0.0f);
-      }
-      break;
-    case StepCounter::kPerRow:
-      std::fill(m + begin * C, m + end * C, 0.0f);
-      std::fill(v + begin * C, v + end * C, 0.0f);
-      break;
-    case StepCounter::kPerColumn:
-      for (size_t r = 0; r < (size_t)t.rows; r++)
-        for (int j = begin; j < end; j++) m[r * C + j] = v[r * C + j] = 0.0f;
-      break;
+  const size_t C = t.cols, row_bytes = C * sizeof(float);
+  for (float* x : {m_.data() + t.offset, v_.data() + t.offset}) {
+    switch (t.counter) {
+      case StepCounter::kPerTensor: be_.zero(x, t.rows * row_bytes); break;
+      case StepCounter::kPerRow: be_.zero(x + begin * C, (end - begin) * row_bytes); break;
+      case StepCounter::kPerColumn:  // columns [begin, end) of every row
+        be_.zero_2d(x + begin, row_bytes, (end - begin) * sizeof(float), t.rows);
+        break;
+    }
   }
 }
 
@@ -218,7 +137,25 @@ int64_t AdamW::counter(int p, int vector) const {
   if (vector < 0 || vector >= num_vectors(t))
     throw Error("AdamW::counter: parameter '" + t.name + "' (" +
                 counter_name(t.counter) + ") has no vector " + std::to_string(vector));
-  return counters_[counter_offset_[p] + vector];
+  int64_t k = 0;
+  be_.copy(&k, counters_.data() + counter_offset_[p] + vector, sizeof k);
+  be_.synchronize();
+  return k;
+}
+
+std::vector<float> AdamW::m() const { return m_.to_host(); }
+std::vector<float> AdamW::v() const { return v_.to_host(); }
+std::vector<int64_t> AdamW::counters() const { return counters_.to_host(); }
+
+void AdamW::set_state(const std::vector<float>& m, const std::vector<float>& v,
+                      const std::vector<int64_t>& counters, const std::string& where) {
+  if (m.size() != m_.size() || v.size() != v_.size() || counters.size() != counters_.size())
+    throw Error(where + ": optimizer state has " + std::to_string(m.size()) + " moments and " +
+                std::to_string(counters.size()) + " step counters, this model needs " +
+                std::to_string(m_.size()) + " and " + std::to_string(counters_.size()));
+  m_.from_host(m);
+  v_.from_host(v);
+  counters_.from_host(counters);
 }
 
 }  // namespace switchlora

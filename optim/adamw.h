@@ -13,32 +13,21 @@
 #include <string>
 #include <vector>
 
+#include "engine/backend.h"
+#include "optim/optim_param.h"
+
 namespace switchlora {
 
-enum class StepCounter { kPerTensor, kPerRow, kPerColumn };
-
-// One tensor inside the trainable buffer.
-struct OptimParam {
-  std::string name;
-  size_t offset = 0;        // in floats, from the start of the trainable buffer
-  int rows = 1, cols = 1;   // (rows, cols) row-major; a 1-D tensor has rows = 1
-  StepCounter counter = StepCounter::kPerTensor;
-  // Per vector (rows for kPerRow, cols for kPerColumn), owned by a SwitchLoRA
-  // layer; a vector with frozen[i] != 0 is skipped entirely by step(): no
-  // moment update, no counter increment, no weight decay. nullptr: none frozen.
-  const uint8_t* frozen = nullptr;
-};
-
-struct AdamWConfig {
-  float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0.0f;
-};
-
+// The moments, counters and frozen flags live in the backend's memory, next
+// to the parameters they update.
 class AdamW {
  public:
-  AdamW(const AdamWConfig& config, std::vector<OptimParam> params, size_t numel);
+  AdamW(const AdamWConfig& config, std::vector<OptimParam> params, size_t numel,
+        Backend& be = cpu_backend());
 
   // One update of every element of the trainable buffer.
-  // params, grads: (numel) floats, laid out as described by the OptimParams.
+  // params, grads: (numel) floats in backend memory, laid out as described by
+  // the OptimParams.
   void step(float* params, const float* grads, float lr);
 
   // Reset the state of vectors [begin, end) of parameter p: rows of a kPerRow
@@ -49,21 +38,30 @@ class AdamW {
   int64_t counter(int p, int vector) const;  // step count of one vector
   const std::vector<OptimParam>& params() const { return params_; }
 
-  // State for checkpoints: m, v (numel each) and all counters, flat.
-  std::vector<float>& m() { return m_; }
-  std::vector<float>& v() { return v_; }
-  std::vector<int64_t>& counters() { return counters_; }
+  // State for checkpoints, on the host: m, v (numel each) and all counters, flat.
+  std::vector<float> m() const;
+  std::vector<float> v() const;
+  std::vector<int64_t> counters() const;
+  // Throws naming `where` when a size does not match this optimizer's.
+  void set_state(const std::vector<float>& m, const std::vector<float>& v,
+                 const std::vector<int64_t>& counters, const std::string& where);
 
  private:
   AdamWConfig config_;
   std::vector<OptimParam> params_;
   std::vector<size_t> counter_offset_;  // where each param's counters start in counters_
-  std::vector<float> m_, v_;
-  std::vector<int64_t> counters_;
+  Backend& be_;
+  // Backend memory: m, v (numel floats), counters (int64), frozen (uint8, one
+  // per counter, uploaded from the OptimParams' host flags at each step).
+  Buffer<float> m_, v_;
+  Buffer<int64_t> counters_;
+  Buffer<uint8_t> frozen_;
+  std::vector<uint8_t> frozen_host_;
 };
 
 // Global-norm clipping: if ||g|| > max_norm, g *= max_norm / ||g||.
-// Returns the norm before clipping (accumulated in double). max_norm <= 0: no clip.
-float clip_grad_norm(float* grads, size_t n, float max_norm);
+// grads: backend memory. Returns the norm before clipping (accumulated in
+// double). max_norm <= 0: no clip.
+float clip_grad_norm(float* grads, size_t n, float max_norm, Backend& be = cpu_backend());
 
 }  // namespace switchlora

@@ -172,9 +172,9 @@ EngineRun run_engine(Method m, const std::vector<int32_t>& in, const std::vector
     CHECK(s.loss == loss);
     CHECK(s.grad_norm == norm);
     CHECK(s.switched == switched);
-    CHECK(same_bits(twin.model.params.trainable, model.params.trainable));
-    CHECK(same_bits(twin.model.params.frozen, model.params.frozen));
-    if (tr.switcher) CHECK(same_bits(twin.switcher->candidates(), tr.switcher->candidates()));
+    CHECK(same_bits(twin.model.params.trainable.to_host(), model.params.trainable.to_host()));
+    CHECK(same_bits(twin.model.params.frozen.to_host(), model.params.frozen.to_host()));
+    if (tr.switcher) CHECK(same_bits(twin.switcher->candidates().to_host(), tr.switcher->candidates().to_host()));
   }
   r.finals = model_tensors(model);
   return r;

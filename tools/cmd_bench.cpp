@@ -1,6 +1,7 @@
 // switchlora bench: time full training steps (forward, backward, clip,
 // switch, optimizer) on random tokens, and print one JSON line last:
-//   {"tokens_per_s": ..., "step_ms": ..., "gflops": ..., "gemm_gflops": ..., "fraction_of_gemm": ...}
+//   {"device": ..., "tokens_per_s": ..., "step_ms": ..., "gflops": ...,
+//    "gemm_gflops": ..., "fraction_of_gemm": ..., "mfu": ...}
 // Model FLOPs per token = 6 N_matmul + 12 L T C (forward + backward; the
 // PaLM / llm.c convention): N_matmul counts every weight matrix including
 // lm_head, as if full rank, so methods compare on equal terms.
@@ -9,7 +10,6 @@
 #include <vector>
 
 #include "engine/error.h"
-#include "engine/ops.h"
 #include "engine/rng.h"
 #include "tools/commands.h"
 #include "tools/flags.h"
@@ -21,6 +21,8 @@ int cmd_bench(int argc, char** argv) {
   Flags f(argc, argv, "bench", "Time training steps on random tokens; prints a JSON line last.");
   const int steps = f.get_int("steps", 10, "timed steps");
   const int warmup = f.get_int("warmup", 2, "untimed steps first");
+  const float peak_tflops = f.get_float("peak_tflops", 990.0f,
+                                        "the card's dense matrix rate for MFU (H100/H200 bf16: 990); GPU only");
   TrainOptions o = parse_train_flags(f);
   if (f.finish()) return 0;
   if (o.model_config.empty()) throw Error("--model_config is required");
@@ -30,7 +32,8 @@ int cmd_bench(int argc, char** argv) {
   if (o.total_batch_size == 0) o.total_batch_size = o.batch_size;
   o.num_training_steps = o.sw.num_training_steps = steps + warmup;
   SingleProcess comm;
-  Trainer trainer(o, config, comm);
+  Backend& be = backend_for(o.device);
+  Trainer trainer(o, config, comm, be);
   const int V = config.vocab_size;
   Rng rng{(uint64_t)o.seed, kStreamBench, 0};
   auto random_batch = [&](int32_t* in, int32_t* tg) {
@@ -40,18 +43,22 @@ int cmd_bench(int argc, char** argv) {
     }
   };
   for (int i = 0; i < warmup; i++) trainer.train_step(random_batch);
+  be.synchronize();
   const auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < steps; i++) trainer.train_step(random_batch);
+  be.synchronize();
   const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
-  // The machine's single-precision GEMM rate, measured now: the yardstick
-  // this run's model FLOPs are reported against (DESIGN §9).
-  const int n = 1024;
-  std::vector<float> a((size_t)n * n, 0.5f), b((size_t)n * n, 0.25f), c((size_t)n * n);
-  cpu::matmul(c.data(), a.data(), b.data(), n, n, n, false, false);
+  // The backend's GEMM rate at this run's precision, measured now: the
+  // yardstick this run's model FLOPs are reported against (DESIGN §9).
+  const bool gpu = be.device() == Device::kCuda;
+  const int n = gpu ? 8192 : 1024, reps = gpu ? 20 : 5;
+  Buffer<float> a(be, (size_t)n * n), b(be, (size_t)n * n), c(be, (size_t)n * n);
+  be.matmul(c.data(), a.data(), b.data(), n, n, n, false, false);
+  be.synchronize();
   const auto g0 = std::chrono::steady_clock::now();
-  const int reps = 5;
-  for (int i = 0; i < reps; i++) cpu::matmul(c.data(), a.data(), b.data(), n, n, n, false, false);
+  for (int i = 0; i < reps; i++) be.matmul(c.data(), a.data(), b.data(), n, n, n, false, false);
+  be.synchronize();
   const double gemm_sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - g0).count();
   const double gemm_gflops = 2.0 * n * n * n * reps / gemm_sec / 1e9;
 
@@ -60,9 +67,12 @@ int cmd_bench(int argc, char** argv) {
   const double flops_per_token = 6 * n_matmul + 12 * L * o.max_length * C;
   const double tokens = (double)steps * o.total_batch_size * o.max_length;
   const double gflops = flops_per_token * tokens / sec / 1e9;
-  std::printf("{\"tokens_per_s\": %.1f, \"step_ms\": %.2f, \"gflops\": %.2f, \"gemm_gflops\": %.2f, "
-              "\"fraction_of_gemm\": %.3f}\n",
-              tokens / sec, 1000 * sec / steps, gflops, gemm_gflops, gflops / gemm_gflops);
+  // MFU: against the card's datasheet rate (GPU only; a CPU has no such number).
+  const double mfu = gpu ? gflops / (1000.0 * peak_tflops) : 0.0;
+  std::printf("{\"device\": \"%s\", \"dtype\": \"%s\", \"tokens_per_s\": %.1f, \"step_ms\": %.2f, "
+              "\"gflops\": %.2f, \"gemm_gflops\": %.2f, \"fraction_of_gemm\": %.3f, \"mfu\": %.4f}\n",
+              be.name().c_str(), o.dtype.c_str(), tokens / sec, 1000 * sec / steps, gflops, gemm_gflops,
+              gflops / gemm_gflops, mfu);
   return 0;
 }
 

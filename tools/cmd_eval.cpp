@@ -17,10 +17,11 @@ int cmd_eval(int argc, char** argv) {
   const int B = f.get_int("batch_size", 8, "sequences per batch");
   const int T = f.get_int("max_length", 256, "sequence length");
   const int max_batches = f.get_int("max_eval_batches", 0, "cap on batches; 0 = the whole split");
+  const std::string device = f.get_string("device", "auto", "cpu | cuda | auto (cuda when a GPU is visible)");
   if (f.finish()) return 0;
   if (path.empty()) throw Error("--checkpoint is required");
   std::string trained_on;
-  auto model = load_model(path, &trained_on);
+  auto model = load_model(path, &trained_on, backend_for(device));
   if (data.empty()) data = trained_on;
   DataLoader val(data, "val", B, T, 0, 1, 0, model->config.vocab_size);
   int batches = (int)(val.num_sequences() / B);

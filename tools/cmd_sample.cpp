@@ -43,10 +43,11 @@ int cmd_sample(int argc, char** argv) {
   const float temperature = f.get_float("temperature", 0.8f, "softmax temperature; 0 = greedy");
   const int top_k = f.get_int("top_k", 40, "sample among the k most likely tokens; 0 = all");
   const int seed = f.get_int("seed", 0, "sampling seed");
+  const std::string device = f.get_string("device", "auto", "cpu | cuda | auto (cuda when a GPU is visible)");
   if (f.finish()) return 0;
   if (path.empty()) throw Error("--checkpoint is required");
   std::string trained_on;
-  auto model = load_model(path, &trained_on);
+  auto model = load_model(path, &trained_on, backend_for(device));
   // An export carries its own copy of the tokenizer.
   if (data.empty()) data = is_export_dir(path) ? path : trained_on;
   const Tokenizer tok = Tokenizer::load(data);
@@ -54,12 +55,15 @@ int cmd_sample(int argc, char** argv) {
   if (ids.empty()) ids.push_back(tok.eot_token());
   const int V = model->config.vocab_size, Tmax = model->config.max_sequence_length;
   Rng rng{(uint64_t)seed, kStreamSample, 0};
+  std::vector<float> last(V);  // the logits of the last position
   std::printf("%s", prompt.c_str());
   for (int i = 0; i < max_new; i++) {
     const int start = std::max(0, (int)ids.size() - Tmax);
     const int T = (int)ids.size() - start;
     model->forward(ids.data() + start, nullptr, 1, T);
-    const int32_t next = sample_token(model->logits() + (size_t)(T - 1) * V, V, temperature, top_k, rng);
+    model->be.copy(last.data(), model->logits() + (size_t)(T - 1) * V, V * sizeof(float));
+    model->be.synchronize();
+    const int32_t next = sample_token(last.data(), V, temperature, top_k, rng);
     if (next == tok.eot_token()) break;
     ids.push_back(next);
     std::printf("%s", tok.decode({next}).c_str());

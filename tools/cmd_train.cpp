@@ -46,6 +46,9 @@ TrainOptions parse_train_flags(Flags& f) {
   o.autoresume = f.get_bool("autoresume", "continue from the newest checkpoint in --save_dir when there is one");
   o.check_sync_every = f.get_int("check_sync_every", 0,
                                  "with mpirun: abort if any rank's parameters differ, checked every N steps; 0 = only at start");
+  o.device = f.get_string("device", "auto", "cpu | cuda | auto (cuda when a GPU is visible)");
+  o.dtype = f.get_string("dtype", "fp32", "fp32 | bf16: GEMM inputs in bf16 on the GPU (fp32 masters, state, losses)");
+  o.tf32 = f.get_bool("tf32", "with --dtype fp32 on the GPU: TF32 tensor cores for the GEMMs");
   o.lora.use_lora = f.get_bool("use_lora", "freeze W and train LoRA adapters A, B on q,k,v,o,gate,up,down");
   o.lora.lora_rank = f.get_int("lora_rank", 128, "LoRA rank r");
   o.lora.lora_alpha = f.get_float("lora_alpha", 1.0f, "LoRA scale s = lora_alpha / r");
@@ -59,6 +62,8 @@ TrainOptions parse_train_flags(Flags& f) {
   o.sw.discontinuous_switch = f.get_bool("discontinuous_switch", "draw candidates at random instead of round robin");
   o.sw.remain_switch_state = f.get_bool("remain_switch_state", "keep the counterpart's Adam moments on a switch");
   o.sw.remain_switch_step_state = f.get_bool("remain_switch_step_state", "keep the counterpart's Adam step counter");
+  o.sw.offload_candidates = !f.get_bool("no_offload_candidates",
+                                        "on the GPU: keep the candidate pools in device memory, not pinned host memory");
   if (o.switch_lora) o.lora.use_lora = true;
   // SwitchLoRA draws A and B from its candidate pools, which always use
   // SwitchLoRA's sigma_A, sigma_B; a B = 0 init would make every B switch empty.
@@ -72,7 +77,7 @@ TrainOptions parse_train_flags(Flags& f) {
   if (!o.switch_lora) {
     for (const char* flag : {"switch_lora_interval", "switch_lora_descent_rate", "adam_warm_step",
                              "switch_descend_type", "fix_switch_lora_interval", "discontinuous_switch",
-                             "remain_switch_state", "remain_switch_step_state"})
+                             "remain_switch_state", "remain_switch_step_state", "no_offload_candidates"})
       if (f.has(flag)) throw Error(std::string("--") + flag + " needs --switch_lora");
   }
   o.sw.num_training_steps = o.num_training_steps;
@@ -113,6 +118,9 @@ nlohmann::json rank_identity(const TrainOptions& o, const LlamaConfig& c, const 
   j["check_sync_every"] = o.check_sync_every;
   j["resume"] = o.resume;
   j["autoresume"] = o.autoresume;
+  j["device"] = o.device;  // the resolved backend kind: ranks must not mix CPU and GPU arithmetic
+  j["dtype"] = o.dtype;
+  j["tf32"] = o.tf32;
   j["train_files"] = describe_files(train.files());
   j["val_files"] = describe_files(val.files());
   return j;
@@ -171,8 +179,10 @@ int cmd_train(int argc, char** argv, Communicator& comm) {
                    config.vocab_size);
   DataLoader val(o.data, "val", o.batch_size, o.max_length, comm.rank(), comm.world(), (uint64_t)o.seed,
                  config.vocab_size);
+  Backend& be = backend_for(o.device);
+  o.device = be.device() == Device::kCuda ? "cuda" : "cpu";
   if (comm.world() > 1) check_ranks_agree(comm, rank_identity(o, config, train, val));
-  Trainer trainer(o, config, comm);
+  Trainer trainer(o, config, comm, be);
   const int all_val = (int)(val.num_sequences() / ((int64_t)o.batch_size * comm.world()));
   const int eval_batches = o.max_eval_batches > 0 ? std::min(o.max_eval_batches, all_val) : all_val;
 
@@ -217,6 +227,7 @@ int cmd_train(int argc, char** argv, Communicator& comm) {
     std::printf("model %s: V=%d C=%d L=%d | params: total %zu, trainable %zu, frozen %zu, candidates %zu\n",
                 o.model_config.c_str(), config.vocab_size, config.hidden_size, config.num_hidden_layers,
                 ps.num_trainable() + ps.num_frozen(), ps.num_trainable(), ps.num_frozen(), cand);
+    std::printf("device %s | dtype %s%s\n", be.name().c_str(), o.dtype.c_str(), o.tf32 ? " (tf32 GEMMs)" : "");
     std::printf("method %s | batch %d x %d accumulation x %d rank(s) = %d sequences of %d tokens per step\n",
                 o.switch_lora ? "switchlora" : o.lora.use_lora ? "lora" : "full-rank", o.batch_size,
                 trainer.grad_accum_steps(), comm.world(), o.total_batch_size, o.max_length);

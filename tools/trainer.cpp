@@ -22,9 +22,10 @@ void validate_train_options(const TrainOptions& o, int world) {
   if (o.switch_lora) validate_switch_options(o.sw);
 }
 
-Trainer::Trainer(const TrainOptions& o, const LlamaConfig& config, Communicator& comm)
-    : opts(o), model(config, o.lora, (uint64_t)o.seed), comm_(comm) {
-  validate_train_options(opts, comm.world());
+Trainer::Trainer(const TrainOptions& o, const LlamaConfig& config, Communicator& comm, Backend& be)
+    : opts(o), model((validate_train_options(o, comm.world()), be.set_precision(precision_from_flags(o.dtype, o.tf32)), config),
+                     o.lora, (uint64_t)o.seed, be),
+      comm_(comm) {
   accum_ = opts.total_batch_size / (opts.batch_size * comm.world());
   schedule = {opts.scheduler, opts.lr, opts.warmup_steps, opts.num_training_steps, opts.min_lr_ratio};
   validate_schedule(schedule);
@@ -34,7 +35,7 @@ Trainer::Trainer(const TrainOptions& o, const LlamaConfig& config, Communicator&
     switcher->attach(op);
   }
   AdamWConfig ac{opts.adam_beta1, opts.adam_beta2, opts.adam_eps, opts.weight_decay};
-  optimizer = std::make_unique<AdamW>(ac, op, model.params.num_trainable());
+  optimizer = std::make_unique<AdamW>(ac, op, model.params.num_trainable(), be);
   inputs_.resize((size_t)opts.batch_size * opts.max_length);
   targets_.resize(inputs_.size());
 }
@@ -56,7 +57,7 @@ StepStats Trainer::train_step(const BatchFn& next_batch) {
   float mean_loss = (float)(loss / accum_);
   comm_.allreduce_mean(&mean_loss, 1);
   s.loss = mean_loss;
-  s.grad_norm = clip_grad_norm(grads, n, opts.clip_grad_norm);
+  s.grad_norm = clip_grad_norm(grads, n, opts.clip_grad_norm, model.be);
   if (switcher) {
     s.switched = switcher->switch_step(step_, *optimizer);
     s.switch_interval = (float)switcher->interval(step_);
@@ -81,10 +82,12 @@ float Trainer::evaluate(const BatchFn& next_batch, int batches) {
 }
 
 void Trainer::check_in_sync(const std::string& when) {
-  std::vector<NamedBuffer> buffers = {
-      {"trainable parameters", model.params.trainable.data(), model.params.num_trainable()},
-      {"frozen weights", model.params.frozen.data(), model.params.num_frozen()}};
-  if (switcher) buffers.push_back({"candidates", switcher->candidates().data(), switcher->num_candidates()});
+  // Hashed on the host: one copy of every parameter, every --check_sync_every steps.
+  const std::vector<float> trainable = model.params.trainable.to_host(), frozen = model.params.frozen.to_host();
+  const std::vector<float> candidates = switcher ? switcher->candidates().to_host() : std::vector<float>();
+  std::vector<NamedBuffer> buffers = {{"trainable parameters", trainable.data(), trainable.size()},
+                                      {"frozen weights", frozen.data(), frozen.size()}};
+  if (switcher) buffers.push_back({"candidates", candidates.data(), candidates.size()});
   switchlora::check_in_sync(comm_, buffers, when);
 }
 
@@ -97,10 +100,9 @@ void Trainer::save_state(Checkpoint& ck) const {
                      {"init_lora_type", model.lora.init_lora_type}};
   ck.put("trainable", model.params.trainable);
   ck.put("frozen", model.params.frozen);
-  AdamW& opt = *optimizer;
-  ck.put("adam_m", opt.m());
-  ck.put("adam_v", opt.v());
-  ck.put("adam_counters", opt.counters());
+  ck.put("adam_m", optimizer->m());
+  ck.put("adam_v", optimizer->v());
+  ck.put("adam_counters", optimizer->counters());
   if (switcher) {
     ck.put("candidates", switcher->candidates());
     ck.meta["switchlora"] = switcher->state();
@@ -110,9 +112,12 @@ void Trainer::save_state(Checkpoint& ck) const {
 void Trainer::load_state(const Checkpoint& ck, const std::string& path) {
   ck.get("trainable", model.params.trainable, path);
   ck.get("frozen", model.params.frozen, path);
-  ck.get("adam_m", optimizer->m(), path);
-  ck.get("adam_v", optimizer->v(), path);
-  ck.get("adam_counters", optimizer->counters(), path);
+  std::vector<float> m(model.params.num_trainable()), v(m.size());
+  std::vector<int64_t> counters(optimizer->counters().size());
+  ck.get("adam_m", m, path);
+  ck.get("adam_v", v, path);
+  ck.get("adam_counters", counters, path);
+  optimizer->set_state(m, v, counters, path);
   if (switcher) {
     if (!ck.meta.contains("switchlora"))
       throw Error(path + ": checkpoint was not trained with --switch_lora");
@@ -122,9 +127,9 @@ void Trainer::load_state(const Checkpoint& ck, const std::string& path) {
   step_ = ck.meta["step"].get<int>();
 }
 
-std::unique_ptr<Llama> load_model(const std::string& where, std::string* data_dir) {
+std::unique_ptr<Llama> load_model(const std::string& where, std::string* data_dir, Backend& be) {
   // An export (model/export.h) is a directory: full-rank weights, adapters merged.
-  if (is_export_dir(where)) return load_export(where, data_dir);
+  if (is_export_dir(where)) return load_export(where, data_dir, be);
   const std::string path = resolve_checkpoint(where);  // a run directory: its newest
   if (path.empty()) throw Error(where + ": no checkpoint (checkpoint_<step>.bin and 'latest') in this directory");
   const Checkpoint ck = load_checkpoint(path);
@@ -135,7 +140,7 @@ std::unique_ptr<Llama> load_model(const std::string& where, std::string* data_di
   lora.lora_rank = l.at("lora_rank").get<int>();
   lora.lora_alpha = l.at("lora_alpha").get<float>();
   lora.init_lora_type = l.at("init_lora_type").get<std::string>();
-  auto model = std::make_unique<Llama>(config, lora, 0);
+  auto model = std::make_unique<Llama>(config, lora, 0, be);
   ck.get("trainable", model->params.trainable, path);
   ck.get("frozen", model->params.frozen, path);
   if (data_dir) *data_dir = ck.meta.value("data", "");

@@ -38,6 +38,9 @@ struct TrainOptions {
   std::string resume;
   bool autoresume = false;
   int check_sync_every = 0;  // compare all parameters across ranks every N steps
+  std::string device = "auto";  // cpu | cuda | auto (cuda when a GPU is visible)
+  std::string dtype = "fp32";   // fp32 | bf16: how the GEMMs multiply (engine/backend.h)
+  bool tf32 = false;            // TF32 tensor cores for --dtype fp32 GEMMs
   LoraOptions lora;
   bool switch_lora = false;
   SwitchOptions sw;
@@ -55,7 +58,9 @@ using BatchFn = std::function<void(int32_t* inputs, int32_t* targets)>;
 
 class Trainer {
  public:
-  Trainer(const TrainOptions& opts, const LlamaConfig& config, Communicator& comm);
+  // Everything lives on be; the Trainer sets its precision from opts.
+  Trainer(const TrainOptions& opts, const LlamaConfig& config, Communicator& comm,
+          Backend& be = cpu_backend());
 
   int grad_accum_steps() const { return accum_; }
   // One optimizer step over accum micro-batches; advances step().
@@ -94,6 +99,7 @@ void validate_train_options(const TrainOptions& o, int world);
 // A model for inference (config, method and weights; no optimizer) from a
 // checkpoint file, a run directory (its newest checkpoint) or an export
 // directory (model/export.h). data_dir, when given, receives the run's --data.
-std::unique_ptr<Llama> load_model(const std::string& checkpoint, std::string* data_dir = nullptr);
+std::unique_ptr<Llama> load_model(const std::string& checkpoint, std::string* data_dir = nullptr,
+                                  Backend& be = cpu_backend());
 
 }  // namespace switchlora
