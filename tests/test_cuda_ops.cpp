@@ -1,5 +1,6 @@
 // The CUDA backend against the CPU backend, op by op (engine/cuda/ops.h vs
-// engine/ops.h): same random inputs, both ops run, outputs compared.
+// engine/ops.h): same random inputs, both ops run, outputs compared; then
+// CudaBackend's own memory calls and its matmul at each precision.
 //
 // Outputs start POISONED with NaN, so an element a kernel forgets to write
 // fails the comparison; gradient buffers start at the same random values on
@@ -23,13 +24,13 @@
 
 #include <doctest/doctest.h>
 
+#include "engine/backend.h"
 #include "engine/ops.h"
 #include "engine/rng.h"
 #include "tests/gradcheck.h"
 
 #if SWITCHLORA_CUDA
 #include "engine/cuda/ops.h"
-#include "optim/adamw.h"
 
 using namespace switchlora;
 using test::randn;
@@ -44,23 +45,25 @@ bool has_gpu() {
 constexpr double kFp32 = 1e-5, kTf32 = 1e-3, kBf16 = 1e-2;
 const float kNaN = std::numeric_limits<float>::quiet_NaN();
 
-// A device copy of a host array, freed on scope exit.
+// The process's CUDA backend (only asked for when a GPU is there).
+Backend& gpu() { return backend_for("cuda"); }
+
+// A device copy of a host array in CudaBackend memory, freed on scope exit.
 template <typename T>
 struct Dev {
-  T* ptr = nullptr;
-  size_t n = 0;
-  explicit Dev(const std::vector<T>& h) : n(h.size()) {
-    ptr = (T*)cuda::device_alloc(sizeof(T) * (n > 0 ? n : 1));
-    if (n > 0) cuda::copy_to_device(ptr, h.data(), sizeof(T) * n);
+  Buffer<T> buf;
+  T* ptr;
+  explicit Dev(const std::vector<T>& h) : buf(gpu(), h.size()), ptr(buf.data()) {
+    buf.from_host(h);
   }
-  ~Dev() { cuda::device_free(ptr); }
-  Dev(const Dev&) = delete;
-  Dev& operator=(const Dev&) = delete;
-  std::vector<T> host() const {
-    std::vector<T> h(n);
-    if (n > 0) cuda::copy_to_host(h.data(), ptr, sizeof(T) * n);
-    return h;
-  }
+  std::vector<T> host() const { return buf.to_host(); }
+};
+
+// Sets a precision for one scope and restores fp32 however the scope ends,
+// so a failed check cannot leave later cases multiplying in bf16.
+struct PrecisionScope {
+  explicit PrecisionScope(Precision p) { gpu().set_precision(p); }
+  ~PrecisionScope() { gpu().set_precision(Precision::kFp32); }
 };
 
 std::vector<float> nans(size_t n) { return std::vector<float>(n, kNaN); }
@@ -112,24 +115,9 @@ TEST_CASE("matmul matches the CPU for every transpose pair, alpha and beta" *
       }
 }
 
-TEST_CASE("matmul_backward and the linear layer accumulate like the CPU" *
+TEST_CASE("the backend's linear layer matches the CPU and accumulates its gradients" *
           doctest::skip(!has_gpu())) {
   Rng rng{2, 400, 0};
-  const int M = 29, N = 41, K = 35;
-  for (int tA = 0; tA < 2; tA++)
-    for (int tB = 0; tB < 2; tB++) {
-      CAPTURE(tA);
-      CAPTURE(tB);
-      auto A = randn((size_t)M * K, rng), B = randn((size_t)K * N, rng);
-      auto dC = randn((size_t)M * N, rng);
-      auto gA = randn(A.size(), rng), gB = randn(B.size(), rng);  // earlier gradients
-      Dev<float> a(A), b(B), dc(dC), ga(gA), gb(gB);
-      cpu::matmul_backward(gA.data(), gB.data(), dC.data(), A.data(), B.data(), M, N, K, tA, tB);
-      cuda::matmul_backward(ga.ptr, gb.ptr, dc.ptr, a.ptr, b.ptr, M, N, K, tA, tB);
-      CHECK_CLOSE(ga, gA, kFp32);
-      CHECK_CLOSE(gb, gB, kFp32);
-    }
-
   const int Nr = 19, in = 48, out = 33;
   auto x = randn((size_t)Nr * in, rng), W = randn((size_t)out * in, rng);
   auto dy = randn((size_t)Nr * out, rng);
@@ -137,83 +125,51 @@ TEST_CASE("matmul_backward and the linear layer accumulate like the CPU" *
   auto dx = randn(x.size(), rng), dW = randn(W.size(), rng);
   Dev<float> dx_d(dx), dW_d(dW), y_d(y), x_d(x), W_d(W), dy_d(dy);
   cpu::linear_forward(y.data(), x.data(), W.data(), Nr, in, out);
-  cuda::linear_forward(y_d.ptr, x_d.ptr, W_d.ptr, Nr, in, out);
+  gpu().linear_forward(y_d.ptr, x_d.ptr, W_d.ptr, Nr, in, out);
   CHECK_CLOSE(y_d, y, kFp32);
   cpu::linear_backward(dx.data(), dW.data(), dy.data(), x.data(), W.data(), Nr, in, out);
-  cuda::linear_backward(dx_d.ptr, dW_d.ptr, dy_d.ptr, x_d.ptr, W_d.ptr, Nr, in, out);
+  gpu().linear_backward(dx_d.ptr, dW_d.ptr, dy_d.ptr, x_d.ptr, W_d.ptr, Nr, in, out);
   CHECK_CLOSE(dx_d, dx, kFp32);
   CHECK_CLOSE(dW_d, dW, kFp32);
   // A null gradient is skipped: dW alone changes.
   cpu::linear_backward(nullptr, dW.data(), dy.data(), x.data(), W.data(), Nr, in, out);
-  cuda::linear_backward(nullptr, dW_d.ptr, dy_d.ptr, x_d.ptr, W_d.ptr, Nr, in, out);
+  gpu().linear_backward(nullptr, dW_d.ptr, dy_d.ptr, x_d.ptr, W_d.ptr, Nr, in, out);
   CHECK_CLOSE(dW_d, dW, kFp32);
   CHECK_CLOSE(dx_d, dx, kFp32);
 }
 
-TEST_CASE("TF32 matmul is within TF32 rounding of the fp32 CPU product" *
+TEST_CASE("backend matmul at fp32, TF32 and bf16 stays within each precision's bound" *
           doctest::skip(!has_gpu())) {
   Rng rng{3, 400, 0};
-  const int M = 128, N = 96, K = 256;
-  auto A = randn((size_t)M * K, rng), B = randn((size_t)N * K, rng);
-  auto C = nans((size_t)M * N);
-  Dev<float> dA(A), dB(B), dC(C);
-  cpu::matmul(C.data(), A.data(), B.data(), M, N, K, false, true);
-  cuda::set_tf32(true);
-  cuda::matmul(dC.ptr, dA.ptr, dB.ptr, M, N, K, false, true);
-  cuda::set_tf32(false);
-  CHECK_CLOSE(dC, C, kTf32);
-}
-
-TEST_CASE("fp32 -> bf16 rounds to nearest even like the host, bf16 -> fp32 is exact" *
-          doctest::skip(!has_gpu())) {
-  Rng rng{4, 400, 0};
-  auto x = randn(1000, rng, 3.0f);
-  // Ties (low 16 bits 0x8000) both ways, an overflow to inf, a subnormal.
-  for (uint32_t bits : {0x3f808000u, 0x3f818000u, 0x7f7fffffu, 0x00000001u}) {
-    float f;
-    std::memcpy(&f, &bits, 4);
-    x.push_back(f);
-  }
-  Dev<float> dx(x), back(nans(x.size()));
-  Dev<__nv_bfloat16> dh(std::vector<__nv_bfloat16>(x.size()));
-  cuda::float_to_bf16(dh.ptr, dx.ptr, (int64_t)x.size());
-  cuda::bf16_to_float(back.ptr, dh.ptr, (int64_t)x.size());
-  auto h = dh.host();
-  auto f = back.host();
-  int wrong = 0;
-  for (size_t i = 0; i < x.size(); i++) {
-    float want = __bfloat162float(__float2bfloat16(x[i]));  // the host's rounding
-    if (std::memcmp(&f[i], &want, 4) != 0) wrong++;
-  }
-  CHECK(wrong == 0);
-}
-
-TEST_CASE("bf16 matmul accumulates bf16 products in fp32" * doctest::skip(!has_gpu())) {
-  Rng rng{5, 400, 0};
-  const int M = 64, N = 80, K = 256;
-  for (int tA = 0; tA < 2; tA++)
-    for (int tB = 0; tB < 2; tB++) {
-      CAPTURE(tA);
-      CAPTURE(tB);
-      auto A = randn((size_t)M * K, rng), B = randn((size_t)K * N, rng);
-      Dev<float> dA(A), dB(B), dC(nans((size_t)M * N));
-      Dev<__nv_bfloat16> hA(std::vector<__nv_bfloat16>(A.size())), hB(std::vector<__nv_bfloat16>(B.size()));
-      cuda::float_to_bf16(hA.ptr, dA.ptr, (int64_t)A.size());
-      cuda::float_to_bf16(hB.ptr, dB.ptr, (int64_t)B.size());
-      cuda::matmul_bf16(dC.ptr, hA.ptr, hB.ptr, M, N, K, tA, tB);
-      // Against the exact inputs: the bf16 rounding of the inputs.
-      std::vector<float> C((size_t)M * N);
-      cpu::matmul(C.data(), A.data(), B.data(), M, N, K, tA, tB);
-      CHECK_CLOSE(dC, C, kBf16);
-      // Against the rounded inputs: only the accumulation differs. The products
-      // of bf16 numbers are exact in fp32; tensor cores do not promise IEEE
-      // rounding at each add of the fp32 sum, so allow a few more ulps of
-      // K = 256 terms than kFp32 does: 1e-4.
-      for (float& a : A) a = __bfloat162float(__float2bfloat16(a));
-      for (float& b : B) b = __bfloat162float(__float2bfloat16(b));
-      cpu::matmul(C.data(), A.data(), B.data(), M, N, K, tA, tB);
-      CHECK_CLOSE(dC, C, 1e-4);
-    }
+  // Large enough that cuBLAS picks its tensor-core kernels, odd N so that no
+  // tile divides it. The bounds (kFp32, kTf32, kBf16 above) are against the
+  // CPU's fp32 product of the unrounded inputs. They assume cuBLAS rounds the
+  // inputs to nearest; a tensor core fed fp32 straight from memory may
+  // truncate instead, which shrinks every product by ~2 x 0.7 x 2^-11 = 7e-4
+  // (TF32) on average, so a TF32 error just under or over 1e-3 means
+  // truncation, not a wrong compute type (that would give ~1e-7 or ~1e-2).
+  const int M = 128, N = 97, K = 256;
+  struct Case { Precision p; double tol; const char* name; };
+  for (Case c : {Case{Precision::kFp32, kFp32, "fp32"}, Case{Precision::kTf32, kTf32, "tf32"},
+                 Case{Precision::kBf16, kBf16, "bf16"}})
+    for (int tA = 0; tA < 2; tA++)
+      for (int tB = 0; tB < 2; tB++) {
+        CAPTURE(c.name);
+        CAPTURE(tA);
+        CAPTURE(tB);
+        auto A = randn((size_t)M * K, rng), B = randn((size_t)K * N, rng);
+        auto C = nans((size_t)M * N);
+        Dev<float> dA(A), dB(B), dC(C);
+        cpu::matmul(C.data(), A.data(), B.data(), M, N, K, tA, tB);
+        {
+          PrecisionScope scope(c.p);
+          gpu().matmul(dC.ptr, dA.ptr, dB.ptr, M, N, K, tA, tB);
+          gpu().synchronize();
+        }
+        const double err = rel_err(dC.host(), C);
+        MESSAGE(c.name << " tA=" << tA << " tB=" << tB << ": rel err " << err);
+        CHECK(err <= c.tol);
+      }
 }
 
 TEST_CASE("embedding forward gathers and backward sums repeated tokens" *
@@ -386,54 +342,166 @@ TEST_CASE("AdamW step matches the CPU: per-tensor, per-row and per-column counte
   params[2] = {"B", 270, 60, 4, StepCounter::kPerColumn, nullptr};
   const size_t numel = 510;
   std::vector<uint8_t> frozen_A = {0, 1, 0, 0}, frozen_B = {0, 0, 1, 1};
-  params[1].frozen = frozen_A.data();
-  params[2].frozen = frozen_B.data();
-  AdamW cpu_opt(config, params, numel);
 
   auto p = randn(numel, rng);
-  Dev<float> p_d(p), m_d(std::vector<float>(numel, 0.0f)), v_d(std::vector<float>(numel, 0.0f));
-  Dev<int64_t> k0(std::vector<int64_t>(1, 0)), k1(std::vector<int64_t>(4, 0)), k2(std::vector<int64_t>(4, 0));
+  std::vector<float> m(numel, 0.0f), v(numel, 0.0f);
+  std::vector<std::vector<int64_t>> k = {std::vector<int64_t>(1, 0), std::vector<int64_t>(4, 0),
+                                         std::vector<int64_t>(4, 0)};
+  Dev<float> p_d(p), m_d(m), v_d(v);
+  Dev<int64_t> k0(k[0]), k1(k[1]), k2(k[2]);
   Dev<uint8_t> fB(frozen_B);
-  int64_t* counters[3] = {k0.ptr, k1.ptr, k2.ptr};
+  int64_t* counters_d[3] = {k0.ptr, k1.ptr, k2.ptr};
   for (int step = 0; step < 3; step++) {
     if (step == 2) frozen_A[1] = 0;  // thawed: row 1 takes its first step
     Dev<uint8_t> fA(frozen_A);
-    const uint8_t* frozen[3] = {nullptr, fA.ptr, fB.ptr};
+    const uint8_t* frozen[3] = {nullptr, frozen_A.data(), frozen_B.data()};
+    const uint8_t* frozen_d[3] = {nullptr, fA.ptr, fB.ptr};
     auto g = randn(numel, rng);
     Dev<float> g_d(g);
-    cpu_opt.step(p.data(), g.data(), 1e-2f);
-    for (int i = 0; i < 3; i++)
-      cuda::adamw_update(p_d.ptr, m_d.ptr, v_d.ptr, g_d.ptr, counters[i], frozen[i], params[i],
-                         config, 1e-2f);
+    for (int i = 0; i < 3; i++) {
+      cpu::adamw_update(p.data(), m.data(), v.data(), g.data(), k[i].data(), frozen[i],
+                        params[i], config, 1e-2f);
+      cuda::adamw_update(p_d.ptr, m_d.ptr, v_d.ptr, g_d.ptr, counters_d[i], frozen_d[i],
+                         params[i], config, 1e-2f);
+    }
     CHECK_CLOSE(p_d, p, kFp32);
-    CHECK_CLOSE(m_d, cpu_opt.m(), kFp32);
-    CHECK_CLOSE(v_d, cpu_opt.v(), kFp32);
+    CHECK_CLOSE(m_d, m, kFp32);
+    CHECK_CLOSE(v_d, v, kFp32);
   }
-  // Counters: the CPU keeps them flat, tensor after tensor.
-  std::vector<int64_t> k;
-  for (const Dev<int64_t>* d : {&k0, &k1, &k2})
-    for (int64_t c : d->host()) k.push_back(c);
-  CHECK(k == cpu_opt.counters());
+  CHECK(k0.host() == k[0]);
+  CHECK(k1.host() == k[1]);
+  CHECK(k2.host() == k[2]);
 }
 
-TEST_CASE("switch updates of W match the rank-1 formulas" * doctest::skip(!has_gpu())) {
+TEST_CASE("switch updates of W match the CPU's rank-1 corrections" * doctest::skip(!has_gpu())) {
   Rng rng{14, 400, 0};
-  const int out = 45, in = 70, r = 8, slot = 5;
+  const int out = 45, in = 70, r = 8;
   const float s = 0.25f;
   auto W = randn((size_t)out * in, rng), B = randn((size_t)out * r, rng), A = randn((size_t)r * in, rng);
-  auto cA = randn(in, rng), cB = randn(out, rng);
-  Dev<float> W_d(W), B_d(B), A_d(A), cA_d(cA), cB_d(cB);
-  // The CPU loops of SwitchLora::switch_A / switch_B (model/switchlora.cpp).
-  for (int o = 0; o < out; o++)
-    for (int j = 0; j < in; j++)
-      W[(size_t)o * in + j] += s * B[(size_t)o * r + slot] * (A[(size_t)slot * in + j] - cA[j]);
-  cuda::switch_A_update(W_d.ptr, B_d.ptr, A_d.ptr, cA_d.ptr, s, slot, out, in, r);
-  CHECK_CLOSE(W_d, W, kFp32);
-  for (int o = 0; o < out; o++)
-    for (int j = 0; j < in; j++)
-      W[(size_t)o * in + j] += s * (B[(size_t)o * r + slot] - cB[o]) * A[(size_t)slot * in + j];
-  cuda::switch_B_update(W_d.ptr, B_d.ptr, A_d.ptr, cB_d.ptr, s, slot, out, in, r);
-  CHECK_CLOSE(W_d, W, kFp32);
+  Dev<float> W_d(W), B_d(B), A_d(A);
+  // Slots 0 and r - 1 catch an off-by-one in the slot's stride.
+  for (int slot : {0, 5, r - 1}) {
+    CAPTURE(slot);
+    auto cA = randn(in, rng), cB = randn(out, rng);
+    Dev<float> cA_d(cA), cB_d(cB);
+    cpu::switch_A_update(W.data(), B.data(), A.data(), cA.data(), s, slot, out, in, r);
+    cuda::switch_A_update(W_d.ptr, B_d.ptr, A_d.ptr, cA_d.ptr, s, slot, out, in, r);
+    CHECK_CLOSE(W_d, W, kFp32);
+    cpu::switch_B_update(W.data(), B.data(), A.data(), cB.data(), s, slot, out, in, r);
+    cuda::switch_B_update(W_d.ptr, B_d.ptr, A_d.ptr, cB_d.ptr, s, slot, out, in, r);
+    CHECK_CLOSE(W_d, W, kFp32);
+  }
+}
+
+// Both sides add the same terms in double: a float's square is exact in
+// double (24 x 24 = 48 mantissa bits <= 53), so only the additions round,
+// each by at most 2^-53 relative, with random signs. The CPU adds up to n
+// terms one after another (an OpenMP thread's share), so its relative error
+// behaves like 2^-53 sqrt(n / 3) ~ 6e-14 for n = 1e6 (the worst case, n
+// 2^-53, needs every rounding to go the same way); the GPU's sums are ~30
+// additions deep and much closer still. 1e-12 is over 10 of those standard
+// deviations, and 1e4 times tighter than a float sum would get.
+TEST_CASE("sum_squares matches the CPU's double sum and is the same on every call" *
+          doctest::skip(!has_gpu())) {
+  Rng rng{15, 400, 0};
+  // 0, fewer terms than one block, and sizes that leave the fixed grid
+  // (1024 x 256 threads) partly idle, once and several times over.
+  for (size_t n : {(size_t)0, (size_t)5, (size_t)1000, (size_t)262145, (size_t)1000003}) {
+    CAPTURE(n);
+    auto x = randn(n, rng, 3.0f);
+    Dev<float> x_d(x);
+    const double want = cpu::sum_squares(x.data(), n);
+    const double got = cuda::sum_squares(x_d.ptr, n);
+    const double again = cuda::sum_squares(x_d.ptr, n);
+    if (n == 0) CHECK(got == 0.0);
+    else CHECK(std::fabs(got - want) <= 1e-12 * want);
+    CHECK(std::memcmp(&got, &again, sizeof got) == 0);  // deterministic, bit for bit
+    CHECK(gpu().sum_squares(x_d.ptr, n) == got);
+  }
+}
+
+TEST_CASE("scale multiplies every element, as the CPU does" * doctest::skip(!has_gpu())) {
+  Rng rng{16, 400, 0};
+  const size_t n = 100003;
+  auto x = randn(n, rng);
+  Dev<float> x_d(x);
+  cpu::scale(x.data(), 0.37f, n);
+  gpu().scale(x_d.ptr, 0.37f, n);
+  CHECK_CLOSE(x_d, x, 0.0);  // one rounded multiply per element: exact
+}
+
+TEST_CASE("CudaBackend names its device and allocates zeroed memory" *
+          doctest::skip(!has_gpu())) {
+  CHECK(gpu().device() == Device::kCuda);
+  CHECK(gpu().name().rfind("cuda:", 0) == 0);
+  MESSAGE("backend: " << gpu().name());
+  // Fill, free and allocate again: the allocator hands the same memory back,
+  // so zeros now come from alloc's own fill, not from a fresh page.
+  const size_t n = 4099;
+  for (int round = 0; round < 2; round++) {
+    Buffer<float> b(gpu(), n);
+    CHECK(b.to_host() == std::vector<float>(n, 0.0f));
+    b.from_host(nans(n));
+  }
+  void* h = gpu().alloc_host(n * sizeof(float));
+  std::vector<float> host(n);
+  std::memcpy(host.data(), h, n * sizeof(float));
+  CHECK(host == std::vector<float>(n, 0.0f));
+  gpu().release_host(h);
+  gpu().release(nullptr);
+  gpu().release_host(nullptr);
+}
+
+TEST_CASE("CudaBackend copy moves bytes host -> device -> device -> host, pinned or not" *
+          doctest::skip(!has_gpu())) {
+  Rng rng{17, 400, 0};
+  const size_t n = 10007;
+  auto x = randn(n, rng);
+  Backend& be = gpu();
+  Buffer<float> a(be, n), b(be, n), pinned(be, n, Buffer<float>::kHost);
+  be.copy(a.data(), x.data(), n * sizeof(float));
+  be.copy(b.data(), a.data(), n * sizeof(float));
+  std::vector<float> back = nans(n);
+  be.copy(back.data(), b.data(), n * sizeof(float));
+  be.copy(pinned.data(), b.data(), n * sizeof(float));
+  be.synchronize();
+  CHECK(std::memcmp(back.data(), x.data(), n * sizeof(float)) == 0);
+  CHECK(std::memcmp(pinned.data(), x.data(), n * sizeof(float)) == 0);
+  // zero(): a middle range only.
+  be.zero(a.data() + 100, 50 * sizeof(float));
+  for (size_t i = 100; i < 150; i++) x[i] = 0.0f;
+  CHECK(a.to_host() == x);
+}
+
+TEST_CASE("CudaBackend copy_2d moves one column of a row-major matrix both ways; zero_2d zeroes one" *
+          doctest::skip(!has_gpu())) {
+  Rng rng{18, 400, 0};
+  const int rows = 37, cols = 13, j = 5;
+  const size_t pitch = cols * sizeof(float);
+  Backend& be = gpu();
+  for (bool pinned : {false, true}) {
+    CAPTURE(pinned);
+    auto M = randn((size_t)rows * cols, rng);
+    Dev<float> M_d(M);
+    // Device column -> host vector (host pitch: one float).
+    Buffer<float> col(be, rows, Buffer<float>::kHost);
+    std::vector<float> pageable = nans(rows);
+    float* dst = pinned ? col.data() : pageable.data();
+    be.copy_2d(dst, sizeof(float), M_d.ptr + j, pitch, sizeof(float), rows);
+    be.synchronize();
+    for (int i = 0; i < rows; i++) CHECK(dst[i] == M[(size_t)i * cols + j]);
+    // Host vector -> device column j + 1; every other element unchanged.
+    auto c = randn(rows, rng);
+    std::copy(c.begin(), c.end(), dst);
+    be.copy_2d(M_d.ptr + j + 1, pitch, dst, sizeof(float), sizeof(float), rows);
+    be.synchronize();
+    for (int i = 0; i < rows; i++) M[(size_t)i * cols + j + 1] = c[i];
+    CHECK(M_d.host() == M);
+    // zero_2d: column j alone becomes zero.
+    be.zero_2d(M_d.ptr + j, pitch, sizeof(float), rows);
+    for (int i = 0; i < rows; i++) M[(size_t)i * cols + j] = 0.0f;
+    CHECK(M_d.host() == M);
+  }
 }
 
 #else

@@ -1,37 +1,25 @@
 // The op set of the CUDA backend: the twin of engine/ops.h, same names, same
-// argument order, same semantics, on DEVICE pointers (fp32 unless a name says
-// bf16):
+// argument order, same semantics, on DEVICE pointers (all fp32):
 //   - forward functions overwrite their outputs;
 //   - backward functions ACCUMULATE (+=) into gradient buffers; a null
 //     gradient pointer means "not needed" and is skipped.
 // Every call is queued on the default stream and returns without waiting,
-// except cross_entropy_forward, which returns the mean loss to the host.
-// Kernels cannot throw, so the checks the CPU ops make on token and target
-// ids become NaN outputs here (see embedding.cu, cross_entropy.cu).
-//
-// Beyond engine/ops.h: the AdamW step and the SwitchLoRA rank-1 W updates
-// (the CPU versions live in optim/adamw.cpp and model/switchlora.cpp), a
-// bf16 GEMM with fp32 accumulation, fp32 <-> bf16 conversion, and a small
-// device-memory helper.
+// except cross_entropy_forward and sum_squares, which return a number to the
+// host. Kernels cannot throw, so the checks the CPU ops make on token and
+// target ids become NaN outputs here (see embedding.cu, cross_entropy.cu).
+// CudaBackend (engine/cuda/backend.cu) puts these behind engine/backend.h.
 #pragma once
-#include <cuda_bf16.h>
-
 #include <cstddef>
 #include <cstdint>
 
-#include "optim/adamw.h"
+#include "engine/backend.h"
+#include "optim/optim_param.h"
 
 namespace switchlora::cuda {
 
-// ---------------------------------------------------------------- device
 // Number of usable CUDA devices; 0 when there is no driver or no device
 // (never throws, so callers can ask before deciding to use the GPU).
 int device_count();
-void* device_alloc(size_t bytes);          // cudaMalloc; throws on failure
-void device_free(void* p);                 // null is fine
-void copy_to_device(void* dst, const void* src, size_t bytes);  // waits
-void copy_to_host(void* dst, const void* src, size_t bytes);    // waits
-void device_synchronize();                 // waits, and reports any kernel fault
 
 // ---------------------------------------------------------------- matmul
 // C (M, N) = alpha * op(A) @ op(B) + beta * C, row-major, through cuBLAS.
@@ -40,25 +28,14 @@ void device_synchronize();                 // waits, and reports any kernel faul
 // beta = 0 overwrites C (C may be uninitialised, even NaN).
 void matmul(float* C, const float* A, const float* B, int M, int N, int K,
             bool transA, bool transB, float alpha = 1.0f, float beta = 0.0f);
-// Gradients of C = op(A) @ op(B) (alpha = 1):  dA += ..., dB += ...
-void matmul_backward(float* dA, float* dB, const float* dC, const float* A,
-                     const float* B, int M, int N, int K, bool transA, bool transB);
-// y (N, out) = x (N, in) @ W^T  with W (out, in)
-void linear_forward(float* y, const float* x, const float* W, int N, int in, int out);
-// dx (N, in) += dy @ W;   dW (out, in) += dy^T @ x
-void linear_backward(float* dx, float* dW, const float* dy, const float* x,
-                     const float* W, int N, int in, int out);
-// TF32 tensor cores for the fp32 GEMMs above (10-bit mantissa inputs, fp32
-// accumulation): about 8x the fp32 rate, relative error ~1e-3. Off by default.
-void set_tf32(bool enabled);
-// The same product with bf16 inputs, fp32 accumulation and an fp32 C.
-void matmul_bf16(float* C, const __nv_bfloat16* A, const __nv_bfloat16* B, int M, int N,
-                 int K, bool transA, bool transB, float alpha = 1.0f, float beta = 0.0f);
-
-// ---------------------------------------------------------------- conversion
-// Round to nearest even, as __float2bfloat16 does; bf16 -> fp32 is exact.
-void float_to_bf16(__nv_bfloat16* out, const float* in, int64_t n);
-void bf16_to_float(float* out, const __nv_bfloat16* in, int64_t n);
+// How every later matmul multiplies, for the whole process (fp32 storage in
+// and out, fp32 accumulation in every mode):
+//   kFp32  plain fp32 FMAs, no tensor cores (the default);
+//   kTf32  TF32 tensor cores, inputs rounded to 10 mantissa bits (H100/H200:
+//          ~7x the fp32 rate);
+//   kBf16  bf16 tensor cores, inputs rounded to 7 mantissa bits (~15x).
+// Throws for kTf32 and kBf16 on a GPU older than Ampere (no such cores).
+void set_precision(Precision p);
 
 // ---------------------------------------------------------------- embedding
 // out (N, C) = wte[tokens[n], :]     tokens (N), wte (V, C)
@@ -112,20 +89,23 @@ float cross_entropy_forward(float* losses, float* lse, const float* logits,
 void cross_entropy_backward(float* dlogits, const float* logits, const float* lse,
                             const int32_t* targets, float scale, int N, int V);
 
-// ---------------------------------------------------------------- AdamW
-// One AdamW step of one tensor `t` of the trainable buffer, exactly as
-// AdamW::step does it on the CPU (optim/adamw.h): params, m, v, grads are the
-// whole buffers and t.offset locates the tensor in them. counters: this
-// tensor's step counters on the device, one per vector (1, t.rows or t.cols
-// as t.counter says); frozen: one flag per vector on the device, or null
+// ---------------------------------------------------------------- updates
+// One AdamW step of one tensor `t` of the trainable buffer, exactly as the
+// CPU's adamw_update (engine/ops.h): params, m, v, grads are the whole
+// buffers and t.offset locates the tensor in them. counters: this tensor's
+// step counters on the device, one per vector (1, t.rows or t.cols as
+// t.counter says); frozen: one flag per vector on the device, or null
 // (t.frozen, a host pointer, is ignored). A frozen vector is skipped: no
 // counter increment, no moment update, no decay.
 void adamw_update(float* params, float* m, float* v, const float* grads, int64_t* counters,
                   const uint8_t* frozen, const OptimParam& t, const AdamWConfig& config,
                   float lr);
+// sum_i x_i^2, accumulated in double in a fixed order (deterministic); waits.
+double sum_squares(const float* x, size_t n);
+// x *= a   (n) elements
+void scale(float* x, float a, size_t n);
 
-// ---------------------------------------------------------------- SwitchLoRA
-// The W correction of switching row `slot` of A (r, in) to candidate c (in),
+// The SwitchLoRA W correction of switching row `slot` of A (r, in) to candidate c (in),
 // with W (out, in) and B (out, r):
 //   W += s * B[:, slot] (A[slot, :] - c)      keeps W + s B A unchanged
 void switch_A_update(float* W, const float* B, const float* A, const float* c, float s,

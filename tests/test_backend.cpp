@@ -1,0 +1,191 @@
+// engine/backend.h and engine/cpu/backend.cpp: the memory calls, and the
+// discipline the GPU needs from everything above the backend. With
+// CpuBackend(protect = true) backend memory is unreadable outside the
+// backend's calls, so a whole training run (SwitchLoRA switching and
+// freezing, candidates offloaded or not, checkpoint save and load, export,
+// sync hashes, evaluation) that finishes on it never dereferenced a backend
+// pointer on the host, the bug that would crash or corrupt a GPU run. Its
+// results must equal the ordinary CPU backend's bit for bit.
+#include <doctest/doctest.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstring>
+
+#include "engine/cpu/backend.h"
+#include "engine/rng.h"
+#include "model/export.h"
+#include "tests/tiny_config.h"
+#include "tools/trainer.h"
+
+using namespace switchlora;
+
+namespace {
+
+// True when f, run in a child process, dies of a segmentation fault.
+bool segfaults(void (*f)(float*), float* p) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    std::signal(SIGSEGV, SIG_DFL);  // die of it, without doctest's crash report
+    f(p);
+    _exit(0);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV;
+}
+
+void host_read(float* p) {
+  volatile float x = p[0];
+  (void)x;
+}
+
+struct Outcome {
+  std::vector<float> losses, trainable, frozen, candidates, logits;
+  std::vector<int> switched;
+  std::vector<NamedTensor> exported;
+};
+
+// Six SwitchLoRA steps on be (interval 2: vectors switch and freeze every
+// step), a checkpoint round trip into a second trainer, two more steps there.
+Outcome run_on(Backend& be, const std::string& method, bool offload) {
+  const LlamaConfig c = test::tiny_config();
+  TrainOptions o;
+  o.batch_size = o.total_batch_size = 2;
+  o.max_length = 8;
+  o.lr = 2e-2f;
+  o.num_training_steps = 8;
+  if (method != "full") o.lora = {true, 4, 1.0f, "switchlora"};
+  o.switch_lora = method == "switchlora";
+  o.sw.switch_lora_interval = 2;
+  o.sw.adam_warm_step = 1;
+  o.sw.num_training_steps = o.num_training_steps;
+  o.sw.offload_candidates = offload;
+  SingleProcess comm;
+  Rng rng{11, kStreamData, 0};
+  std::vector<int32_t> tokens(64 * 16);
+  for (int32_t& t : tokens) t = (int32_t)rng.below(c.vocab_size);
+  size_t next = 0;
+  const BatchFn batch = [&](int32_t* in, int32_t* tg) {
+    for (int i = 0; i < 16; i++, next++) {
+      in[i] = tokens[next % tokens.size()];
+      tg[i] = tokens[(next + 1) % tokens.size()];
+    }
+  };
+
+  Outcome out;
+  Trainer first(o, c, comm, be);
+  for (int s = 0; s < 6; s++) {
+    const StepStats st = first.train_step(batch);
+    out.losses.push_back(st.loss);
+    out.switched.push_back(st.switched);
+  }
+  first.check_in_sync("in the test");
+  Checkpoint ck;
+  first.save_state(ck);
+  Trainer second(o, c, comm, be);
+  second.load_state(ck, "in-memory checkpoint");
+  for (int s = 0; s < 2; s++) {
+    const StepStats st = second.train_step(batch);
+    out.losses.push_back(st.loss);
+    out.switched.push_back(st.switched);
+  }
+  out.losses.push_back(second.evaluate(batch, 2));
+  out.trainable = second.model.params.trainable.to_host();
+  out.frozen = second.model.params.frozen.to_host();
+  if (second.switcher) out.candidates = second.switcher->candidates().to_host();
+  out.exported = merged_tensors(second.model);
+  std::vector<int32_t> in(16), tg(16);
+  batch(in.data(), tg.data());
+  second.model.forward(in.data(), nullptr, 2, 8);
+  out.logits = second.model.logits_host();
+  return out;
+}
+
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+}  // namespace
+
+TEST_CASE("protected backend memory is unreadable from the host, readable inside the backend's calls") {
+  CpuBackend be(true);
+  Buffer<float> buf(be, 1000);
+  CHECK(segfaults(host_read, buf.data()));
+  // The backend's own calls open it: a copy out sees the zeros alloc promises.
+  const std::vector<float> v = buf.to_host();
+  CHECK(v == std::vector<float>(1000, 0.0f));
+  // Host memory from alloc_host stays readable.
+  Buffer<float> host(be, 10, Buffer<float>::kHost);
+  CHECK_FALSE(segfaults(host_read, host.data()));
+}
+
+TEST_CASE("copy_2d moves a column of a row-major matrix; zero_2d clears exactly the columns asked") {
+  for (bool protect : {false, true}) {
+    CpuBackend be(protect);
+    const int rows = 5, cols = 3;
+    std::vector<float> m(rows * cols);
+    for (int i = 0; i < rows * cols; i++) m[i] = (float)i;
+    Buffer<float> M(be, m.size()), col(be, rows);
+    M.from_host(m);
+    be.copy_2d(col.data(), sizeof(float), M.data() + 1, cols * sizeof(float), sizeof(float), rows);
+    CHECK(col.to_host() == std::vector<float>{1, 4, 7, 10, 13});
+    be.copy_2d(M.data() + 2, cols * sizeof(float), col.data(), sizeof(float), sizeof(float), rows);
+    be.zero_2d(M.data(), cols * sizeof(float), sizeof(float), rows);  // column 0
+    CHECK(M.to_host() == std::vector<float>{0, 1, 1, 0, 4, 4, 0, 7, 7, 0, 10, 10, 0, 13, 13});
+  }
+}
+
+TEST_CASE("training, switching, checkpoints, export and eval never touch backend memory from the host") {
+  for (const char* method : {"full", "lora", "switchlora"}) {
+    for (bool offload : {true, false}) {
+      if (std::string(method) != "switchlora" && !offload) continue;
+      CAPTURE(method);
+      CAPTURE(offload);
+      CpuBackend plain(false), protect(true);
+      const Outcome a = run_on(plain, method, offload), b = run_on(protect, method, offload);
+      CHECK(a.losses == b.losses);
+      CHECK(a.switched == b.switched);
+      CHECK(same_bits(a.trainable, b.trainable));
+      CHECK(same_bits(a.frozen, b.frozen));
+      CHECK(same_bits(a.candidates, b.candidates));
+      CHECK(same_bits(a.logits, b.logits));
+      REQUIRE(a.exported.size() == b.exported.size());
+      for (size_t i = 0; i < a.exported.size(); i++) CHECK(same_bits(a.exported[i].data, b.exported[i].data));
+      if (std::string(method) == "switchlora") {
+        int total = 0;
+        for (int s : a.switched) total += s;
+        CHECK(total > 0);  // the run really switched
+      }
+    }
+  }
+}
+
+TEST_CASE("offloading the candidates does not change a single bit of training") {
+  CpuBackend be;
+  const Outcome host = run_on(be, "switchlora", true), backend = run_on(be, "switchlora", false);
+  CHECK(host.losses == backend.losses);
+  CHECK(same_bits(host.trainable, backend.trainable));
+  CHECK(same_bits(host.candidates, backend.candidates));
+}
+
+TEST_CASE("--device and --dtype errors name the flag") {
+  auto message = [](auto f) {
+    try {
+      f();
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  CHECK(message([] { backend_for("tpu"); }).find("--device") != std::string::npos);
+  CHECK(message([] { precision_from_flags("fp16", false); }).find("--dtype") != std::string::npos);
+  CHECK(message([] { precision_from_flags("bf16", true); }).find("--tf32") != std::string::npos);
+  CHECK(message([] { cpu_backend().set_precision(Precision::kBf16); }).find("--device cuda") != std::string::npos);
+  if (!cuda_available()) {
+    CHECK(message([] { backend_for("cuda"); }).find("--device cuda") != std::string::npos);
+    CHECK(&backend_for("auto") == &cpu_backend());
+  }
+}
