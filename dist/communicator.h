@@ -59,6 +59,12 @@ struct CollectiveError : Error {
 // must run before anything else in main: it calls MPI_Init.
 std::unique_ptr<Communicator> make_communicator(int* argc, char*** argv);
 
+class Backend;
+// The communicator that all-reduces gradients held by `be`: null when host
+// serves (CPU backend, or a single rank), else an NCCL communicator
+// bootstrapped over host. Throws when the GPU needs NCCL and this build has none.
+std::unique_ptr<Communicator> make_gpu_communicator(Communicator& host, Backend& be);
+
 // The number of ranks the launcher (mpirun, srun) says this job has; 1 when
 // not launched by one.
 int launched_world_size();

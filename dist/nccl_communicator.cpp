@@ -1,5 +1,21 @@
 #include "dist/nccl_communicator.h"
 
+#include "engine/backend.h"
+
+namespace switchlora {
+
+std::unique_ptr<Communicator> make_gpu_communicator(Communicator& host, Backend& be) {
+  if (be.device() != Device::kCuda || host.world() == 1) return nullptr;
+#if SWITCHLORA_NCCL
+  return std::make_unique<NcclCommunicator>(host);
+#else
+  throw Error("--device cuda with " + std::to_string(host.world()) +
+              " ranks needs NCCL, and this switchlora was built without it (install libnccl-dev and rebuild)");
+#endif
+}
+
+}  // namespace switchlora
+
 #if SWITCHLORA_NCCL
 #include <cuda_runtime.h>
 
@@ -27,7 +43,7 @@ namespace {
 
 }  // namespace
 
-NcclCommunicator::NcclCommunicator(std::unique_ptr<Communicator> host) : host_(std::move(host)) {
+NcclCommunicator::NcclCommunicator(Communicator& host) : host_(&host) {
   int devices = 0;
   CUDA_CHECK(cudaGetDeviceCount(&devices));
   if (devices == 0) throw Error("NCCL communicator: no CUDA device on this host");
@@ -37,11 +53,9 @@ NcclCommunicator::NcclCommunicator(std::unique_ptr<Communicator> host) : host_(s
   if (host_->rank() == 0) NCCL_CHECK(ncclGetUniqueId(&id));
   host_->broadcast(&id, sizeof id, 0);
   NCCL_CHECK(ncclCommInitRank(&comm_, host_->world(), id, host_->rank()));
-  CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
 }
 
 NcclCommunicator::~NcclCommunicator() {
-  if (stream_) cudaStreamDestroy(stream_);
   if (comm_) ncclCommDestroy(comm_);
 }
 
@@ -52,8 +66,7 @@ void NcclCommunicator::allreduce_mean(float* buf, size_t n) {
     host_->allreduce_mean(buf, n);
     return;
   }
-  NCCL_CHECK(ncclAllReduce(buf, buf, n, ncclFloat, ncclAvg, comm_, stream_));
-  CUDA_CHECK(cudaStreamSynchronize(stream_));
+  NCCL_CHECK(ncclAllReduce(buf, buf, n, ncclFloat, ncclAvg, comm_, cudaStreamLegacy));
 }
 
 void NcclCommunicator::abort(int code) {

@@ -2,6 +2,8 @@
 
 #include "engine/cpu/backend.h"
 #ifdef SWITCHLORA_CUDA
+#include <cuda_runtime_api.h>
+
 #include "engine/cuda/backend.h"
 #include "engine/cuda/ops.h"
 #endif
@@ -21,7 +23,7 @@ bool cuda_available() {
 #endif
 }
 
-Backend& backend_for(const std::string& device) {
+Backend& backend_for(const std::string& device, [[maybe_unused]] int local_rank) {
   if (device == "cpu") return cpu_backend();
   if (device != "cuda" && device != "auto")
     throw Error("--device must be cpu, cuda or auto, got \"" + device + "\"");
@@ -34,7 +36,12 @@ Backend& backend_for(const std::string& device) {
 #endif
   }
 #ifdef SWITCHLORA_CUDA
-  static std::unique_ptr<Backend> cuda = make_cuda_backend();
+  // Ranks sharing a host take different GPUs, as the NCCL communicator does.
+  static std::unique_ptr<Backend> cuda = [local_rank] {
+    const cudaError_t err = cudaSetDevice(local_rank % cuda::device_count());
+    if (err != cudaSuccess) throw Error(std::string("cudaSetDevice failed: ") + cudaGetErrorString(err));
+    return make_cuda_backend();
+  }();
   return *cuda;
 #else
   throw Error("unreachable: CUDA available in a build without CUDA");

@@ -11,9 +11,10 @@
 // backend's own calls to prove that it never does (CpuBackend::protect).
 //
 // Every call is queued in order (one stream on CUDA) and may return before it
-// is done; a host destination of copy() may be read once synchronize() has
-// returned. The calls that hand a number back to the host (cross_entropy's
-// mean, sum_squares) wait for it.
+// is done; a host destination of copy() may be read, and a host source from
+// alloc_host() rewritten, once synchronize() has returned. The calls that
+// hand a number back to the host (cross_entropy's mean, sum_squares) wait
+// for it. zero() and zero_2d() take backend memory only.
 #pragma once
 #include <algorithm>
 #include <cstddef>
@@ -61,7 +62,12 @@ class Backend {
 
   // ------------------------------------------------------------ ops
   // As engine/ops.h, on backend memory.
-  virtual void set_precision(Precision p) = 0;  // throws if this backend lacks it
+  // Throws if this backend lacks p. Process-wide for this backend.
+  void set_precision(Precision p) {
+    apply_precision(p);
+    precision_ = p;
+  }
+  Precision precision() const { return precision_; }
   virtual void matmul(float* C, const float* A, const float* B, int M, int N, int K,
                       bool transA, bool transB, float alpha = 1.0f, float beta = 0.0f) = 0;
   // y (N, out) = x (N, in) @ W^T
@@ -119,6 +125,12 @@ class Backend {
                                float s, int slot, int out, int in, int r) = 0;
   virtual void switch_B_update(float* W, const float* B, const float* A, const float* c,
                                float s, int slot, int out, int in, int r) = 0;
+
+ protected:
+  virtual void apply_precision(Precision p) = 0;
+
+ private:
+  Precision precision_ = Precision::kFp32;
 };
 
 // The process's CPU backend (the reference, always available).
@@ -126,9 +138,9 @@ Backend& cpu_backend();
 // True when this build has the CUDA backend and a GPU is visible.
 bool cuda_available();
 // "cpu", "cuda" or "auto" (cuda when available, else cpu); the backend lives
-// for the rest of the process. Throws naming --device for an unknown name or
-// cuda without a GPU.
-Backend& backend_for(const std::string& device);
+// for the rest of the process, on GPU local_rank % device count. Throws
+// naming --device for an unknown name or cuda without a GPU.
+Backend& backend_for(const std::string& device, int local_rank = 0);
 // "fp32", "tf32" or "bf16", for --dtype (tf32 is --dtype fp32 --tf32).
 Precision precision_from_flags(const std::string& dtype, bool tf32);
 

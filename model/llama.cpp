@@ -52,8 +52,13 @@ float switchlora_sigma_B(int out, int in, int r) {
 }
 
 void fold_adapter_into_weight(Backend& be, const Linear& l, float sign) {
+  // In fp32 whatever the GEMM precision (--dtype bf16 rounds GEMM inputs to
+  // 8 bits): folding B A out and back in must give W0 back to fp32 rounding.
+  const Precision training = be.precision();
+  be.set_precision(Precision::kFp32);
   // W (out, in) += sign * s * B (out, r) @ A (r, in)
   be.matmul(l.W->data, l.B->data, l.A->data, l.out, l.in, l.r, false, false, sign * l.s, 1.0f);
+  be.set_precision(training);
 }
 
 Llama::Llama(const LlamaConfig& c, const LoraOptions& lo, uint64_t seed, Backend& backend)

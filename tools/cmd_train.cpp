@@ -156,10 +156,16 @@ void truncate_metrics(const std::string& path, int step) {
 
 }  // namespace
 
-int cmd_train(int argc, char** argv, Communicator& comm) {
+int cmd_train(int argc, char** argv, Communicator& host_comm) {
   Flags f(argc, argv, "train", "Pre-train a LLaMA model: full-rank, --use_lora or --switch_lora.");
   TrainOptions o = parse_train_flags(f);
   if (f.finish()) return 0;
+  // The backend on this rank's GPU (or the CPU), and the communicator that
+  // can all-reduce its memory: NCCL on GPUs, MPI (or nothing) on the CPU.
+  Backend& be = backend_for(o.device, host_comm.local_rank());
+  o.device = be.device() == Device::kCuda ? "cuda" : "cpu";
+  const std::unique_ptr<Communicator> gpu_comm = make_gpu_communicator(host_comm, be);
+  Communicator& comm = gpu_comm ? *gpu_comm : host_comm;
   const bool main_rank = comm.rank() == 0;
   if (o.model_config.empty()) throw Error("--model_config is required (e.g. configs/llama_9m.json)");
   if (o.total_batch_size == 0) o.total_batch_size = o.batch_size * comm.world();
@@ -179,8 +185,6 @@ int cmd_train(int argc, char** argv, Communicator& comm) {
                    config.vocab_size);
   DataLoader val(o.data, "val", o.batch_size, o.max_length, comm.rank(), comm.world(), (uint64_t)o.seed,
                  config.vocab_size);
-  Backend& be = backend_for(o.device);
-  o.device = be.device() == Device::kCuda ? "cuda" : "cpu";
   if (comm.world() > 1) check_ranks_agree(comm, rank_identity(o, config, train, val));
   Trainer trainer(o, config, comm, be);
   const int all_val = (int)(val.num_sequences() / ((int64_t)o.batch_size * comm.world()));
@@ -227,7 +231,8 @@ int cmd_train(int argc, char** argv, Communicator& comm) {
     std::printf("model %s: V=%d C=%d L=%d | params: total %zu, trainable %zu, frozen %zu, candidates %zu\n",
                 o.model_config.c_str(), config.vocab_size, config.hidden_size, config.num_hidden_layers,
                 ps.num_trainable() + ps.num_frozen(), ps.num_trainable(), ps.num_frozen(), cand);
-    std::printf("device %s | dtype %s%s\n", be.name().c_str(), o.dtype.c_str(), o.tf32 ? " (tf32 GEMMs)" : "");
+    std::printf("device %s | dtype %s%s | communicator %s\n", be.name().c_str(), o.dtype.c_str(),
+                o.tf32 ? " (tf32 GEMMs)" : "", comm.name().c_str());
     std::printf("method %s | batch %d x %d accumulation x %d rank(s) = %d sequences of %d tokens per step\n",
                 o.switch_lora ? "switchlora" : o.lora.use_lora ? "lora" : "full-rank", o.batch_size,
                 trainer.grad_accum_steps(), comm.world(), o.total_batch_size, o.max_length);

@@ -82,7 +82,7 @@ void CpuBackend::zero_2d(void* p, size_t pitch, size_t width, size_t rows) {
   for (size_t i = 0; i < rows; i++) std::memset((char*)p + i * pitch, 0, width);
 }
 
-void CpuBackend::set_precision(Precision p) {
+void CpuBackend::apply_precision(Precision p) {
   if (p != Precision::kFp32)
     throw Error("--dtype bf16 and --tf32 need --device cuda: the CPU backend multiplies in fp32");
 }

@@ -30,7 +30,7 @@ class CpuBackend : public Backend {
   void zero_2d(void* p, size_t pitch, size_t width, size_t rows) override;
   void synchronize() override {}
 
-  void set_precision(Precision p) override;
+  void apply_precision(Precision p) override;
   void matmul(float* C, const float* A, const float* B, int M, int N, int K, bool transA,
               bool transB, float alpha, float beta) override;
   void embedding_forward(float* out, const int32_t* tokens, const float* wte, int N,

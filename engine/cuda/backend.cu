@@ -98,7 +98,7 @@ class CudaBackend : public Backend {
   void synchronize() override { CUDA_CHECK(cudaDeviceSynchronize()); }
 
   // ------------------------------------------------------------ ops
-  void set_precision(Precision p) override { cuda::set_precision(p); }
+  void apply_precision(Precision p) override { cuda::set_precision(p); }
   void matmul(float* C, const float* A, const float* B, int M, int N, int K, bool transA,
               bool transB, float alpha, float beta) override {
     cuda::matmul(C, A, B, M, N, K, transA, transB, alpha, beta);
