@@ -189,6 +189,24 @@ TEST_CASE("embedding forward gathers and backward sums repeated tokens" *
   CHECK_CLOSE(dwte_d, dwte, kFp32);
 }
 
+TEST_CASE("embedding backward is deterministic: the same bits on every run, long runs of one token too" *
+          doctest::skip(!has_gpu())) {
+  Rng rng{6, 401, 0};
+  const int N = 20000, C = 33, V = 3;  // ~6700 rows per token: long sorted segments
+  auto tokens = random_ids(N, V, rng);
+  tokens[17] = -1;                     // a negative id is skipped, as on the CPU
+  auto dout = randn((size_t)N * C, rng);
+  std::vector<float> dwte((size_t)V * C, 0.0f);
+  cpu::embedding_backward(dwte.data(), dout.data(), tokens.data(), N, C);
+  Dev<int32_t> t_d(tokens);
+  Dev<float> dout_d(dout), first(std::vector<float>(dwte.size(), 0.0f)), second(first.host());
+  cuda::embedding_backward(first.ptr, dout_d.ptr, t_d.ptr, N, C);
+  cuda::embedding_backward(second.ptr, dout_d.ptr, t_d.ptr, N, C);
+  CHECK(first.host() == second.host());
+  // 6700 terms summed in another order: rounding grows ~sqrt(terms) x 2^-24.
+  CHECK_CLOSE(first, dwte, 1e-4);
+}
+
 TEST_CASE("rmsnorm forward and backward match the CPU" * doctest::skip(!has_gpu())) {
   Rng rng{7, 400, 0};
   // C = 300: not a multiple of the block (256) or of a warp; N = 67 rows

@@ -1,11 +1,14 @@
 #!/bin/bash
 # The checks that need a GPU, in one go (a few minutes on an H200):
 #   1. build the CUDA backend for sm_90 only, into build-gpu/;
-#   2. run tests/test_cuda_ops (every CUDA op against the CPU op); here its
-#      cases must RUN: a run that skips them counts as a failure;
-#   3. the whole-model benchmark on the GPU (130m, bf16) when `switchlora bench`
-#      has a --device flag, and PyTorch eager's on the same model;
-# then print a short table. Exit status 0 only if the build and the tests pass.
+#   2. run the GPU tests, whose cases must RUN here (a skipped case fails):
+#        test_cuda_ops    every CUDA op against the CPU op (fp32, tf32, bf16)
+#        test_cuda_model  the whole model, and 20 training steps of full-rank,
+#                         LoRA and SwitchLoRA, against the CPU backend
+#        test_nccl        the one-rank NCCL smoke test;
+#   3. `switchlora bench` on the 130m shape in bf16 (full-rank and SwitchLoRA)
+#      and PyTorch eager on the same model: tokens/s, MFU, and their ratio;
+# then print a short table. Exit status 0 only if the build and every test pass.
 #
 #   tools/pack_device_deps.sh        (here, once: header-only deps into .devdeps/)
 #   tools/device_check.sh            (there, with .devdeps carried; from the repository root)
@@ -16,7 +19,7 @@ BUILD=build-gpu
 JOBS=$(nproc)
 LOG=$BUILD/device_check.log
 declare -a ROWS
-row() { ROWS+=("$(printf '%-26s %s' "$1" "$2")"); }
+row() { ROWS+=("$(printf '%-30s %s' "$1" "$2")"); }
 finish() {
   echo
   echo "== device check =="
@@ -42,6 +45,7 @@ fi
 GEN=()
 if ! command -v make >/dev/null && command -v ninja >/dev/null; then GEN=(-G Ninja); fi
 if ! cmake -S . -B "$BUILD" "${GEN[@]}" -DSWITCHLORA_CUDA_ARCHS=90 "${DEPS[@]}" >>"$LOG" 2>&1; then
+  tail -30 "$LOG"
   row "configure" "FAILED (see $LOG)"
   finish 1
 fi
@@ -49,46 +53,74 @@ if ! grep -q "switchlora: CUDA found" "$LOG"; then
   row "configure" "FAILED: CMake found no nvcc, so no CUDA backend (see $LOG)"
   finish 1
 fi
-if ! cmake --build "$BUILD" -j "$JOBS" --target test_cuda_ops switchlora >>"$LOG" 2>&1; then
+grep -q "switchlora: NCCL found" "$LOG" || row "nccl" "not found by CMake: test_nccl will skip (and fail here)"
+if ! cmake --build "$BUILD" -j "$JOBS" --target switchlora test_cuda_ops test_cuda_model test_nccl >>"$LOG" 2>&1; then
+  grep -E "error|Error" "$LOG" | head -30
   row "build" "FAILED (see $LOG)"
   finish 1
 fi
 row "build (sm_90, -j$JOBS)" "$(($(date +%s) - t0)) s"
 
-# 2. Op parity. doctest's last line: "test cases: N | P passed | F failed | S skipped".
-out=$(timeout 300 "$BUILD/test_cuda_ops" 2>&1)
-rc=$?
-echo "$out" >>"$LOG"
-summary=$(echo "$out" | grep "test cases:" | tail -1 | sed 's/.*test cases: *//')
-skipped=$(echo "$summary" | sed -n 's/.*| *\([0-9]*\) skipped.*/\1/p')
-passed=$(echo "$summary" | sed -n 's/[^|]*| *\([0-9]*\) passed.*/\1/p')
+# 2. GPU tests. doctest's last line: "test cases: N | P passed | F failed | S skipped".
 status=0
-if [ $rc -ne 0 ]; then
-  echo "$out" | tail -40
-  row "test_cuda_ops" "FAILED (exit $rc): $summary"
-  status=1
-elif [ "${skipped:-1}" != "0" ] || [ "${passed:-0}" = "0" ]; then
-  row "test_cuda_ops" "FAILED: cases were skipped, no GPU seen: $summary"
-  status=1
-else
-  row "test_cuda_ops" "passed: $summary"
-fi
+gpu_test() {
+  local name=$1 out rc summary skipped passed t1
+  t1=$(date +%s)
+  out=$(timeout 240 "$BUILD/$name" 2>&1)
+  rc=$?
+  echo "$out" >>"$LOG"
+  summary=$(echo "$out" | grep "test cases:" | tail -1 | sed 's/.*test cases: *//')
+  skipped=$(echo "$summary" | sed -n 's/.*| *\([0-9]*\) skipped.*/\1/p')
+  passed=$(echo "$summary" | sed -n 's/[^|]*| *\([0-9]*\) passed.*/\1/p')
+  if [ $rc -ne 0 ]; then
+    echo "$out" | grep -B2 -A12 "ERROR\|CRASH" | head -80
+    row "$name" "FAILED (exit $rc): $summary"
+    status=1
+  elif [ "${skipped:-1}" != "0" ] || [ "${passed:-0}" = "0" ]; then
+    row "$name" "FAILED: cases were skipped (no GPU or no NCCL seen): $summary"
+    status=1
+  else
+    row "$name" "passed: $summary ($(($(date +%s) - t1)) s)"
+  fi
+}
+gpu_test test_cuda_ops
+gpu_test test_cuda_model
+gpu_test test_nccl
 
-# 3. Whole-model benchmarks on the 130m shape in bf16, where a GPU path
-# exists. MFU = model FLOPs/s (6 N_matmul + 12 L T C per token) / 990 TFLOP/s,
-# the H200's dense bf16 rate.
-BENCH_ARGS=(--model_config configs/llama_130m.json --vocab_size 32100 --batch_size 16 --max_length 1024
-            --steps 10 --warmup 3 --dtype bf16)
-mfu() { python3 -c 'import json,sys; j=json.loads(sys.argv[1]); print("%.0f tokens/s, MFU %.1f%%" % (j["tokens_per_s"], 100*j["gflops"]*1e9/990e12))' "$1" 2>/dev/null || echo "FAILED: $1"; }
-if "$BUILD/switchlora" bench --help 2>/dev/null | grep -q -- "--device"; then
-  json=$(timeout 180 "$BUILD/switchlora" bench --device cuda "${BENCH_ARGS[@]}" 2>>"$LOG" | tail -1)
-  row "switchlora bench (130m)" "$(mfu "$json")"
-else
-  row "switchlora bench" "whole-model CUDA path: not wired yet"
-fi
+# 3. Benchmarks on the 130m shape in bf16: 64 x 1024 tokens a step (about 60
+# GB of activations in our fp32 layout, half the card). MFU = model FLOPs/s
+# (6 N_matmul + 12 L T C per token, as if full rank) / 990 TFLOP/s, the dense
+# bf16 rate of an H100/H200 SXM.
+BENCH_ARGS=(--model_config configs/llama_130m.json --vocab_size 32100 --batch_size 64 --max_length 1024
+            --steps 8 --warmup 2 --dtype bf16)
+field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2" 2>/dev/null; }
+ours_tps=""
+bench_ours() {
+  local label=$1 json
+  shift
+  json=$(timeout 200 "$BUILD/switchlora" bench --device cuda "${BENCH_ARGS[@]}" "$@" 2>>"$LOG" | tail -1)
+  echo "$label: $json" >>"$LOG"
+  local tps mfu gemm
+  tps=$(field "$json" tokens_per_s) mfu=$(field "$json" mfu) gemm=$(field "$json" fraction_of_gemm)
+  if [ -z "$tps" ]; then
+    row "$label" "FAILED: ${json:-no output} (see $LOG)"
+    return
+  fi
+  row "$label" "$(printf '%.0f tokens/s, MFU %.1f%%, %.0f%% of measured GEMM rate' "$tps" "$(python3 -c "print(100*$mfu)")" "$(python3 -c "print(100*$gemm)")")"
+  [ "$label" = "switchlora bench full-rank" ] && ours_tps=$tps
+}
+bench_ours "switchlora bench full-rank"
+bench_ours "switchlora bench switchlora" --switch_lora --lora_rank 256
 if python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
-  json=$(timeout 240 python3 bench/torch_llama.py --device cuda "${BENCH_ARGS[@]}" 2>>"$LOG" | tail -1)
-  row "pytorch eager (130m)" "$(mfu "$json")"
+  json=$(timeout 200 python3 bench/torch_llama.py --device cuda "${BENCH_ARGS[@]}" 2>>"$LOG" | tail -1)
+  echo "pytorch: $json" >>"$LOG"
+  tps=$(field "$json" tokens_per_s) gflops=$(field "$json" gflops)
+  if [ -n "$tps" ]; then
+    row "pytorch eager full-rank" "$(printf '%.0f tokens/s, MFU %.1f%%' "$tps" "$(python3 -c "print(100*$gflops*1e9/990e12)")")"
+    [ -n "$ours_tps" ] && row "ratio switchlora / pytorch" "$(python3 -c "print('%.2fx' % ($ours_tps / $tps))")"
+  else
+    row "pytorch eager full-rank" "FAILED: ${json:-no output} (see $LOG)"
+  fi
 else
   row "pytorch bench" "skipped: this PyTorch sees no GPU"
 fi

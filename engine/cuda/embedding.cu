@@ -1,6 +1,8 @@
 // Token embedding lookup: out[n, :] = wte[tokens[n], :].
 #include <cmath>
 
+#include <cub/device/device_radix_sort.cuh>
+
 #include "engine/cuda/common.cuh"
 #include "engine/cuda/ops.h"
 
@@ -18,18 +20,39 @@ __global__ void embedding_forward_kernel(float* out, const int32_t* tokens, cons
   out[i] = tok >= 0 ? wte[(int64_t)tok * C + c] : NAN;
 }
 
-// dwte[tokens[n], c] += dout[n, c] with one atomicAdd per element: a token
-// that occurs in many rows is summed in whatever order the rows arrive, so
-// the result can differ between runs in the last bits (NOT deterministic).
-// A deterministic version would sort the rows by token first (llm.c's
-// encoder_backward does); rows with a negative id are skipped.
-__global__ void embedding_backward_kernel(float* dwte, const float* dout, const int32_t* tokens,
-                                          int N, int C) {
-  int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-  if (i >= (int64_t)N * C) return;
-  int n = (int)(i / C), c = (int)(i % C);
-  int32_t tok = tokens[n];
-  if (tok >= 0) atomicAdd(dwte + (int64_t)tok * C + c, dout[i]);
+// dwte[tokens[n], :] += dout[n, :], deterministically: the rows are sorted
+// by token (a stable radix sort, so rows of one token stay in order), and
+// then one thread per (token, channel) sums that token's rows in row order
+// and adds the sum once. No atomics: the same batch gives the same bits on
+// every run, which is what lets a GPU run resume exactly. llm.c's
+// encoder_backward makes the same trade.
+// sorted_tok, sorted_row: (N), the tokens in ascending order and the row each came from.
+__global__ void embedding_backward_sorted_kernel(float* dwte, const float* dout,
+                                                 const int32_t* sorted_tok,
+                                                 const int32_t* sorted_row, int N, int C) {
+  int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (e >= (int64_t)N * C) return;
+  int i = (int)(e / C), c = (int)(e % C);
+  int32_t tok = sorted_tok[i];
+  if (tok < 0 || (i > 0 && sorted_tok[i - 1] == tok)) return;  // not the first row of its token
+  float sum = 0.0f;
+  for (int j = i; j < N && sorted_tok[j] == tok; j++) sum += dout[(int64_t)sorted_row[j] * C + c];
+  dwte[(int64_t)tok * C + c] += sum;
+}
+
+__global__ void iota_kernel(int32_t* out, int N) {
+  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < N) out[i] = i;
+}
+
+// Device scratch that only grows: the sort's keys, values and temp space.
+static void* grow(void*& p, size_t& have, size_t need) {
+  if (need > have) {
+    CUDA_CHECK(cudaFree(p));
+    CUDA_CHECK(cudaMalloc(&p, need));
+    have = need;
+  }
+  return p;
 }
 
 void embedding_forward(float* out, const int32_t* tokens, const float* wte, int N, int C) {
@@ -38,8 +61,20 @@ void embedding_forward(float* out, const int32_t* tokens, const float* wte, int 
 }
 
 void embedding_backward(float* dwte, const float* dout, const int32_t* tokens, int N, int C) {
-  if (!dwte) return;
-  embedding_backward_kernel<<<blocks_for((int64_t)N * C), kBlock>>>(dwte, dout, tokens, N, C);
+  if (!dwte || N == 0) return;
+  static void *ids = nullptr, *sorted = nullptr, *temp = nullptr;
+  static size_t ids_bytes = 0, sorted_bytes = 0, temp_bytes = 0;
+  const size_t n_bytes = (size_t)N * sizeof(int32_t);
+  int32_t* rows = (int32_t*)grow(ids, ids_bytes, 2 * n_bytes);       // rows, then sorted rows
+  int32_t* keys = (int32_t*)grow(sorted, sorted_bytes, n_bytes);     // sorted tokens
+  iota_kernel<<<blocks_for(N), kBlock>>>(rows, N);
+  CUDA_CHECK_LAUNCH();
+  size_t need = 0;
+  CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, need, tokens, keys, rows, rows + N, N));
+  void* t = grow(temp, temp_bytes, need);
+  CUDA_CHECK(cub::DeviceRadixSort::SortPairs(t, need, tokens, keys, rows, rows + N, N));
+  embedding_backward_sorted_kernel<<<blocks_for((int64_t)N * C), kBlock>>>(dwte, dout, keys, rows + N,
+                                                                           N, C);
   CUDA_CHECK_LAUNCH();
 }
 
