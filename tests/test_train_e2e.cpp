@@ -146,6 +146,11 @@ TEST_CASE("bad input is a one-line error naming the flag, and nothing is overwri
       {"--no_such_flag 1", "--no_such_flag"},
       {"--vocab_size 100", "--vocab_size"},
       {"--resume /nonexistent/ckpt.bin", "/nonexistent/ckpt.bin"},
+      {"--device tpu", "--device"},
+      {"--dtype fp16", "--dtype"},
+      {"--dtype bf16 --tf32", "--tf32"},
+      {"--device cpu --dtype bf16", "--device cuda"},
+      {"--use_lora --lora_rank 8 --no_offload_candidates", "--no_offload_candidates"},
   };
   for (const Case& c : cases) {
     RunResult r = run(train_cmd(dir, "--num_training_steps 5 " + c.flags));
