@@ -22,10 +22,20 @@ void validate_train_options(const TrainOptions& o, int world) {
   if (o.switch_lora) validate_switch_options(o.sw);
 }
 
+namespace {
+
+// Runs before the model is built: bad flags fail before any allocation, and
+// the whole run multiplies at one precision.
+const LlamaConfig& checked(const LlamaConfig& config, const TrainOptions& o, int world, Backend& be) {
+  validate_train_options(o, world);
+  be.set_precision(precision_from_flags(o.dtype, o.tf32));
+  return config;
+}
+
+}  // namespace
+
 Trainer::Trainer(const TrainOptions& o, const LlamaConfig& config, Communicator& comm, Backend& be)
-    : opts(o), model((validate_train_options(o, comm.world()), be.set_precision(precision_from_flags(o.dtype, o.tf32)), config),
-                     o.lora, (uint64_t)o.seed, be),
-      comm_(comm) {
+    : opts(o), model(checked(config, o, comm.world(), be), o.lora, (uint64_t)o.seed, be), comm_(comm) {
   accum_ = opts.total_batch_size / (opts.batch_size * comm.world());
   schedule = {opts.scheduler, opts.lr, opts.warmup_steps, opts.num_training_steps, opts.min_lr_ratio};
   validate_schedule(schedule);
