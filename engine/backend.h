@@ -58,7 +58,18 @@ class Backend {
                        size_t width, size_t rows) = 0;
   virtual void zero(void* p, size_t bytes) = 0;
   virtual void zero_2d(void* p, size_t pitch, size_t width, size_t rows) = 0;
-  virtual void synchronize() = 0;
+  virtual void synchronize() = 0;  // waits for both queues below
+
+  // A side queue for copies that should overlap the ops (SwitchLoRA's
+  // candidate traffic; a second stream on CUDA, plain copies on the CPU).
+  // The two queues are ordered only where asked:
+  //   side_waits_for_main(): later side copies start after every call queued so far;
+  //   main_waits_for_side(): later calls start after every side copy queued so far.
+  virtual void copy_side(void* dst, const void* src, size_t bytes) = 0;
+  virtual void copy_2d_side(void* dst, size_t dst_pitch, const void* src, size_t src_pitch,
+                            size_t width, size_t rows) = 0;
+  virtual void side_waits_for_main() = 0;
+  virtual void main_waits_for_side() = 0;
 
   // ------------------------------------------------------------ ops
   // As engine/ops.h, on backend memory.

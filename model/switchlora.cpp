@@ -56,7 +56,7 @@ SwitchLora::SwitchLora(Llama& model, const SwitchOptions& opts) : opts_(opts), b
     widest = std::max({widest, l->in, l->out});
   }
   candidates_ = Buffer<float>(be_, total, opts_.offload_candidates ? Buffer<float>::kHost : Buffer<float>::kBackend);
-  c_ = Buffer<float>(be_, widest);
+  widest_ = (size_t)widest;
   float* p = candidates_.data();
   for (size_t li = 0; li < layers_.size(); li++) {
     SwitchLayer& L = layers_[li];
@@ -146,39 +146,34 @@ int SwitchLora::planned_switches(int t, int layer) const {
   return whole + (u < k - whole ? 1 : 0);
 }
 
-// Switch row `slot` of A to candidate `cand`:
+// Switch row m.slot of A to candidate c (in backend memory):
 //   W += s B[:, slot] (A[slot, :] - c)       keeps W + s B A unchanged
-//   cand_A[held] = A[slot, :]                 the trained row is kept for reuse
+//   old = A[slot, :]                          written back to cand_A[m.old] later
 //   A[slot, :] = c;  freeze B[:, slot] and reset its Adam state
-// Only vectors move between the pool and the backend: c in, the old row out.
-void SwitchLora::switch_A(SwitchLayer& L, int slot, int cand, AdamW& opt) {
+void SwitchLora::switch_A(SwitchLayer& L, const SwitchMove& m, const float* c, float* old, AdamW& opt) {
   Linear& l = *L.lin;
   const int in = l.in;
-  float* a = l.A->data + (size_t)slot * in;
-  // Copy c first: when cand is the slot's own old candidate (possible in
-  // discontinuous mode) the write-back below overwrites it.
-  copy_row(c_.data(), L.cand_A + (size_t)cand * in, in);
-  be_.switch_A_update(l.W->data, l.B->data, l.A->data, c_.data(), l.s, slot, l.out, in, l.r);
-  copy_row(L.cand_A + (size_t)L.held_A[slot] * in, a, in);
-  copy_row(a, c_.data(), in);
-  L.held_A[slot] = cand;
-  L.frozen_B[slot] = opts_.adam_warm_step;
-  opt.reset_vectors(L.optim_B, slot, slot + 1, !opts_.remain_switch_state, !opts_.remain_switch_step_state);
+  float* a = l.A->data + (size_t)m.slot * in;
+  be_.switch_A_update(l.W->data, l.B->data, l.A->data, c, l.s, m.slot, l.out, in, l.r);
+  copy_row(old, a, in);
+  copy_row(a, c, in);
+  L.held_A[m.slot] = m.cand;
+  L.frozen_B[m.slot] = opts_.adam_warm_step;
+  opt.reset_vectors(L.optim_B, m.slot, m.slot + 1, !opts_.remain_switch_state, !opts_.remain_switch_step_state);
 }
 
-// Switch column `slot` of B to candidate `cand`:
+// Switch column m.slot of B to candidate c:
 //   W += s (B[:, slot] - c) A[slot, :]
-//   cand_B[held] = B[:, slot];  B[:, slot] = c;  freeze A[slot, :], reset its Adam state
-void SwitchLora::switch_B(SwitchLayer& L, int slot, int cand, AdamW& opt) {
+//   old = B[:, slot];  B[:, slot] = c;  freeze A[slot, :], reset its Adam state
+void SwitchLora::switch_B(SwitchLayer& L, const SwitchMove& m, const float* c, float* old, AdamW& opt) {
   Linear& l = *L.lin;
   const int out = l.out, r = l.r;
-  copy_row(c_.data(), L.cand_B + (size_t)cand * out, out);
-  be_.switch_B_update(l.W->data, l.B->data, l.A->data, c_.data(), l.s, slot, out, l.in, r);
-  copy_from_column(L.cand_B + (size_t)L.held_B[slot] * out, l.B->data, slot, r, out);
-  copy_into_column(l.B->data, slot, r, c_.data(), out);
-  L.held_B[slot] = cand;
-  L.frozen_A[slot] = opts_.adam_warm_step;
-  opt.reset_vectors(L.optim_A, slot, slot + 1, !opts_.remain_switch_state, !opts_.remain_switch_step_state);
+  be_.switch_B_update(l.W->data, l.B->data, l.A->data, c, l.s, m.slot, out, l.in, r);
+  copy_from_column(old, l.B->data, m.slot, r, out);
+  copy_into_column(l.B->data, m.slot, r, c, out);
+  L.held_B[m.slot] = m.cand;
+  L.frozen_A[m.slot] = opts_.adam_warm_step;
+  opt.reset_vectors(L.optim_A, m.slot, m.slot + 1, !opts_.remain_switch_state, !opts_.remain_switch_step_state);
 }
 
 void SwitchLora::copy_row(float* dst, const float* src, int n) { be_.copy(dst, src, n * sizeof(float)); }
@@ -193,9 +188,9 @@ void SwitchLora::copy_from_column(float* v, const float* M, int col, int r, int 
 }
 
 // Discontinuous mode: a uniform draw among the pool entries that no other
-// slot holds. The slot's own old candidate is allowed (switch_A/B copy c
-// before writing back); entries held by other slots, frozen or about to be
-// switched, are not, so a write-back never lands on a vector someone holds.
+// slot holds. The slot's own old candidate is allowed (c is fetched before
+// anything is written back); entries held by other slots, frozen or about to
+// be switched, are not, so a write-back never lands on a vector someone holds.
 int SwitchLora::draw_candidate(const SwitchLayer& L, const std::vector<int>& held, int slot,
                                uint64_t key) const {
   std::vector<uint8_t> taken(L.pool, 0);
@@ -215,39 +210,104 @@ void SwitchLora::refresh_masks(SwitchLayer& L) {
   }
 }
 
-int SwitchLora::switch_step(int t, AdamW& opt) {
-  int switched = 0;
+// The decisions of step t, made on copies of the host state, in the order
+// switch_step applies them: per layer, A's k rows, then B's k columns.
+// Nothing moves yet, so prefetch() can fetch the candidates while the step's
+// forward and backward run.
+SwitchPlan SwitchLora::plan(int t) const {
+  SwitchPlan p;
+  p.step = t;
   for (int li = 0; li < (int)layers_.size(); li++) {
-    SwitchLayer& L = layers_[li];
+    const SwitchLayer& L = layers_[li];
     const int r = L.lin->r, P = L.pool;
     int k = planned_switches(t, li);
     // Cap k so that neither cursor walks onto a frozen slot or past the other.
     const int frozen_A = (int)std::count_if(L.frozen_A.begin(), L.frozen_A.end(), [](int f) { return f > 0; });
     const int frozen_B = (int)std::count_if(L.frozen_B.begin(), L.frozen_B.end(), [](int f) { return f > 0; });
     k = std::min({k, mod(L.cursor_A - frozen_A - L.cursor_B, r), mod(L.cursor_B - frozen_B - L.cursor_A, r)});
-    if (k <= 0) continue;
-
+    p.k.push_back(std::max(k, 0));
     // The k slots from the cursor on; slot i takes candidate held[i-1] + 1
     // (round robin over the pool), or a random free one (discontinuous).
-    auto next_candidate = [&](const std::vector<int>& held, int slot, int purpose, int j) {
-      if (opts_.discontinuous_switch)
-        return draw_candidate(L, held, slot, hash64(switch_stream(t, li, purpose), j, 0));
-      return (held[mod(slot - 1, r)] + 1) % P;
-    };
-    for (int j = 0; j < k; j++) {
-      const int slot = mod(L.cursor_A + j, r);
-      SL_CHECK(L.frozen_A[slot] == 0, "switching a frozen A row in " + L.lin->name);
-      switch_A(L, slot, next_candidate(L.held_A, slot, kDrawA, j), opt);
+    std::vector<int> held[2] = {L.held_A, L.held_B}, frozen[2] = {L.frozen_A, L.frozen_B};
+    const int cursor[2] = {L.cursor_A, L.cursor_B};
+    for (int b = 0; b < 2; b++) {
+      const size_t first = p.moves.size();
+      for (int j = 0; j < k; j++) {
+        const int slot = mod(cursor[b] + j, r);
+        SL_CHECK(frozen[b][slot] == 0, std::string("switching a frozen ") + (b ? "B column" : "A row") +
+                                           " in " + L.lin->name);
+        SwitchMove m{li, b == 1, slot, 0, held[b][slot], -1};
+        m.cand = opts_.discontinuous_switch
+                     ? draw_candidate(L, held[b], slot, hash64(switch_stream(t, li, b ? kDrawB : kDrawA), j, 0))
+                     : (held[b][mod(slot - 1, r)] + 1) % P;
+        // A vector written back earlier in this step (discontinuous mode
+        // only: round robin never takes what a slot held this step) comes
+        // from that move, not from the pool, where it has not landed yet.
+        for (size_t i = first; i < p.moves.size(); i++)
+          if (p.moves[i].old == m.cand) m.from = (int)i;
+        held[b][slot] = m.cand;
+        frozen[1 - b][slot] = opts_.adam_warm_step;  // the counterpart, as switch_A/B will
+        p.moves.push_back(m);
+      }
     }
-    for (int j = 0; j < k; j++) {
-      const int slot = mod(L.cursor_B + j, r);
-      SL_CHECK(L.frozen_B[slot] == 0, "switching a frozen B column in " + L.lin->name);
-      switch_B(L, slot, next_candidate(L.held_B, slot, kDrawB, j), opt);
-    }
-    L.cursor_A = mod(L.cursor_A + k, r);
-    L.cursor_B = mod(L.cursor_B + k, r);
+  }
+  return p;
+}
+
+// Pool vector `index` of layer li: A's rows (in) or B's columns (out).
+float* SwitchLora::pool_vector(int li, bool B, int index) {
+  const SwitchLayer& L = layers_[li];
+  return B ? L.cand_B + (size_t)index * L.lin->out : L.cand_A + (size_t)index * L.lin->in;
+}
+
+void SwitchLora::prefetch(int t) {
+  next_ = plan(t);
+  const size_t need = std::max<size_t>(1, next_.moves.size()) * widest_;
+  if (incoming_.size() < need) {
+    be_.synchronize();  // the old staging may still be in use
+    incoming_ = Buffer<float>(be_, need);
+    outgoing_ = Buffer<float>(be_, need);
+  }
+  // The last step's switches may still be reading the staging.
+  be_.side_waits_for_main();
+  for (size_t i = 0; i < next_.moves.size(); i++) {
+    const SwitchMove& m = next_.moves[i];
+    if (m.from >= 0) continue;
+    const Linear& l = *layers_[m.layer].lin;
+    be_.copy_side(incoming_.data() + i * widest_, pool_vector(m.layer, m.B, m.cand),
+                  (m.B ? l.out : l.in) * sizeof(float));
+  }
+}
+
+int SwitchLora::switch_step(int t, AdamW& opt) {
+  if (next_.step != t) prefetch(t);
+  const SwitchPlan p = std::move(next_);
+  next_ = SwitchPlan();
+  // The candidates have arrived, and the last write-backs have left `outgoing_`.
+  be_.main_waits_for_side();
+  for (size_t i = 0; i < p.moves.size(); i++) {
+    const SwitchMove& m = p.moves[i];
+    const float* c = m.from >= 0 ? outgoing_.data() + m.from * widest_ : incoming_.data() + i * widest_;
+    float* old = outgoing_.data() + i * widest_;
+    if (m.B) switch_B(layers_[m.layer], m, c, old, opt);
+    else switch_A(layers_[m.layer], m, c, old, opt);
+  }
+  int switched = 0;
+  for (int li = 0; li < (int)layers_.size(); li++) {
+    SwitchLayer& L = layers_[li];
+    L.cursor_A = mod(L.cursor_A + p.k[li], L.lin->r);
+    L.cursor_B = mod(L.cursor_B + p.k[li], L.lin->r);
     refresh_masks(L);
-    switched += 2 * k;
+    switched += 2 * p.k[li];
+  }
+  // The trained vectors go back to their pool slots on the side queue, once
+  // the switches above have copied them out.
+  be_.side_waits_for_main();
+  for (size_t i = 0; i < p.moves.size(); i++) {
+    const SwitchMove& m = p.moves[i];
+    const Linear& l = *layers_[m.layer].lin;
+    be_.copy_side(pool_vector(m.layer, m.B, m.old), outgoing_.data() + i * widest_,
+                  (m.B ? l.out : l.in) * sizeof(float));
   }
   return switched;
 }
@@ -269,6 +329,7 @@ void SwitchLora::end_step() {
     for (int& f : L.frozen_B) f = std::max(0, f - 1);
     refresh_masks(L);
   }
+  next_ = SwitchPlan();  // a plan made before this step ended is stale
 }
 
 nlohmann::json SwitchLora::state() const {
@@ -298,6 +359,18 @@ void SwitchLora::set_state(const nlohmann::json& j) {
     L.frozen_B = s.at("frozen_B").get<std::vector<int>>();
     refresh_masks(L);
   }
+  next_ = SwitchPlan();  // planned from the old state
+}
+
+std::vector<float> SwitchLora::candidates_host() const {
+  be_.synchronize();  // write-backs still on their way to the pool
+  return candidates_.to_host();
+}
+
+void SwitchLora::set_candidates(const std::vector<float>& values) {
+  be_.synchronize();  // a prefetch may still be reading the pool
+  candidates_.from_host(values);
+  next_ = SwitchPlan();
 }
 
 }  // namespace switchlora

@@ -55,6 +55,24 @@ struct SwitchLayer {
   int optim_A = -1, optim_B = -1;    // indices of A and B among the optimizer's params
 };
 
+// One vector switch: layer `layer`'s A row (B = false) or B column `slot`
+// takes pool vector `cand`, and its current vector goes back to pool slot
+// `old`. from >= 0: the incoming vector is the one move `from` of the same
+// step wrote back (it is not in the pool yet).
+struct SwitchMove {
+  int layer;
+  bool B;
+  int slot, cand, old;
+  int from;
+};
+
+// The switches of one step, in order, and each layer's k.
+struct SwitchPlan {
+  int step = -1;
+  std::vector<SwitchMove> moves;
+  std::vector<int> k;
+};
+
 class SwitchLora {
  public:
   // Builds the candidate pools (own buffer), puts A = the last r candidates
@@ -73,9 +91,16 @@ class SwitchLora {
   // drawn from (seed, t, layer).
   int planned_switches(int t, int layer) const;
 
+  // Step t's decisions, from the current state (see SwitchPlan).
+  SwitchPlan plan(int t) const;
+  // Plans step t and starts fetching its candidates on the backend's side
+  // queue, to overlap the step's forward and backward. Call any time after
+  // step t-1's end_step(); switch_step(t) does it itself otherwise.
+  void prefetch(int t);
   // Step t's switching (after clipping, before the optimizer): A then B for
-  // every layer, counterparts frozen and their Adam state reset in opt.
-  // Returns the number of vectors switched (A rows + B columns, all layers).
+  // every layer, counterparts frozen and their Adam state reset in opt; the
+  // switched-out vectors go back to the pools on the side queue. Returns the
+  // number of vectors switched (A rows + B columns, all layers).
   int switch_step(int t, AdamW& opt);
   // Zero the gradients of frozen vectors (the optimizer also skips them).
   void zero_frozen_grads();
@@ -86,14 +111,15 @@ class SwitchLora {
   std::vector<SwitchLayer>& layers() { return layers_; }
 
   // Checkpoint: candidates as a blob (copied to or from the host), the rest as JSON.
-  const Buffer<float>& candidates() const { return candidates_; }
-  Buffer<float>& candidates() { return candidates_; }
+  std::vector<float> candidates_host() const;
+  void set_candidates(const std::vector<float>& values);
   nlohmann::json state() const;
   void set_state(const nlohmann::json& j);
 
  private:
-  void switch_A(SwitchLayer& L, int slot, int cand, AdamW& opt);
-  void switch_B(SwitchLayer& L, int slot, int cand, AdamW& opt);
+  void switch_A(SwitchLayer& L, const SwitchMove& m, const float* c, float* old, AdamW& opt);
+  void switch_B(SwitchLayer& L, const SwitchMove& m, const float* c, float* old, AdamW& opt);
+  float* pool_vector(int layer, bool B, int index);
   int draw_candidate(const SwitchLayer& L, const std::vector<int>& held, int slot,
                      uint64_t key) const;
   void refresh_masks(SwitchLayer& L);
@@ -104,7 +130,11 @@ class SwitchLora {
   SwitchOptions opts_;
   Backend& be_;
   Buffer<float> candidates_;  // every pool, one buffer (never all-reduced)
-  Buffer<float> c_;           // (max in, out) the incoming candidate, in backend memory
+  // Backend staging, one row of widest_ floats per move of a plan: the
+  // incoming candidates and the outgoing trained vectors.
+  Buffer<float> incoming_, outgoing_;
+  size_t widest_ = 0;         // max(in, out) over the layers
+  SwitchPlan next_;           // prefetched plan (step -1: none)
   std::vector<SwitchLayer> layers_;
 };
 

@@ -95,7 +95,7 @@ Outcome run_on(Backend& be, const std::string& method, bool offload) {
   out.losses.push_back(second.evaluate(batch, 2));
   out.trainable = second.model.params.trainable.to_host();
   out.frozen = second.model.params.frozen.to_host();
-  if (second.switcher) out.candidates = second.switcher->candidates().to_host();
+  if (second.switcher) out.candidates = second.switcher->candidates_host();
   out.exported = merged_tensors(second.model);
   std::vector<int32_t> in(16), tg(16);
   batch(in.data(), tg.data());

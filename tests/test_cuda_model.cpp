@@ -211,8 +211,8 @@ void check_training_parity(Method m, bool offload) {
   }
   if (m == Method::kSwitch) {
     // Switched-out rows and columns went back into the pools.
-    const double c_err = rel_l2(gpu_tr.switcher->candidates().to_host(),
-                                cpu_tr.switcher->candidates().to_host());
+    const double c_err = rel_l2(gpu_tr.switcher->candidates_host(),
+                                cpu_tr.switcher->candidates_host());
     INFO("candidates rel err " << c_err);
     CHECK(c_err <= kFp32Train);
   }
@@ -265,7 +265,7 @@ TEST_CASE("GPU training is deterministic and resumes exactly: same bits twice, a
     CHECK(la == lb);
     CHECK(a.model.params.trainable.to_host() == resumed.model.params.trainable.to_host());
     CHECK(a.model.params.frozen.to_host() == resumed.model.params.frozen.to_host());
-    CHECK(a.switcher->candidates().to_host() == resumed.switcher->candidates().to_host());
+    CHECK(a.switcher->candidates_host() == resumed.switcher->candidates_host());
     gpu.set_precision(Precision::kFp32);
   }
 }

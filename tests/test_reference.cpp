@@ -174,7 +174,7 @@ EngineRun run_engine(Method m, const std::vector<int32_t>& in, const std::vector
     CHECK(s.switched == switched);
     CHECK(same_bits(twin.model.params.trainable.to_host(), model.params.trainable.to_host()));
     CHECK(same_bits(twin.model.params.frozen.to_host(), model.params.frozen.to_host()));
-    if (tr.switcher) CHECK(same_bits(twin.switcher->candidates().to_host(), tr.switcher->candidates().to_host()));
+    if (tr.switcher) CHECK(same_bits(twin.switcher->candidates_host(), tr.switcher->candidates_host()));
   }
   r.finals = model_tensors(model);
   return r;

@@ -75,7 +75,10 @@ StepStats Trainer::train_step(const BatchFn& next_batch) {
   }
   s.lr = lr_at(schedule, step_);
   optimizer->step(model.params.trainable.data(), grads, s.lr);
-  if (switcher) switcher->end_step();
+  if (switcher) {
+    switcher->end_step();
+    switcher->prefetch(step_ + 1);  // the next step's candidates travel during its forward/backward
+  }
   step_++;
   return s;
 }
@@ -94,7 +97,7 @@ float Trainer::evaluate(const BatchFn& next_batch, int batches) {
 void Trainer::check_in_sync(const std::string& when) {
   // Hashed on the host: one copy of every parameter, every --check_sync_every steps.
   const std::vector<float> trainable = model.params.trainable.to_host(), frozen = model.params.frozen.to_host();
-  const std::vector<float> candidates = switcher ? switcher->candidates().to_host() : std::vector<float>();
+  const std::vector<float> candidates = switcher ? switcher->candidates_host() : std::vector<float>();
   std::vector<NamedBuffer> buffers = {{"trainable parameters", trainable.data(), trainable.size()},
                                       {"frozen weights", frozen.data(), frozen.size()}};
   if (switcher) buffers.push_back({"candidates", candidates.data(), candidates.size()});
@@ -114,7 +117,7 @@ void Trainer::save_state(Checkpoint& ck) const {
   ck.put("adam_v", optimizer->v());
   ck.put("adam_counters", optimizer->counters());
   if (switcher) {
-    ck.put("candidates", switcher->candidates());
+    ck.put("candidates", switcher->candidates_host());
     ck.meta["switchlora"] = switcher->state();
   }
 }
@@ -131,7 +134,9 @@ void Trainer::load_state(const Checkpoint& ck, const std::string& path) {
   if (switcher) {
     if (!ck.meta.contains("switchlora"))
       throw Error(path + ": checkpoint was not trained with --switch_lora");
-    ck.get("candidates", switcher->candidates(), path);
+    std::vector<float> candidates(switcher->num_candidates());
+    ck.get("candidates", candidates, path);
+    switcher->set_candidates(candidates);
     switcher->set_state(ck.meta["switchlora"]);
   }
   step_ = ck.meta["step"].get<int>();

@@ -29,6 +29,14 @@ class CpuBackend : public Backend {
   void zero(void* p, size_t bytes) override;
   void zero_2d(void* p, size_t pitch, size_t width, size_t rows) override;
   void synchronize() override {}
+  // One queue: side copies are ordinary copies, already in order.
+  void copy_side(void* dst, const void* src, size_t bytes) override { copy(dst, src, bytes); }
+  void copy_2d_side(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width,
+                    size_t rows) override {
+    copy_2d(dst, dst_pitch, src, src_pitch, width, rows);
+  }
+  void side_waits_for_main() override {}
+  void main_waits_for_side() override {}
 
   void apply_precision(Precision p) override;
   void matmul(float* C, const float* A, const float* B, int M, int N, int K, bool transA,

@@ -39,6 +39,16 @@ class CudaBackend : public Backend {
     cudaDeviceProp prop;
     CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
     name_ = "cuda:" + std::to_string(device_) + " (" + prop.name + ")";
+    // Non-blocking: the side stream does not wait for the default stream
+    // (nor it for the side stream) except through the two events below.
+    CUDA_CHECK(cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking));
+    CUDA_CHECK(cudaEventCreateWithFlags(&main_done_, cudaEventDisableTiming));
+    CUDA_CHECK(cudaEventCreateWithFlags(&side_done_, cudaEventDisableTiming));
+  }
+  ~CudaBackend() override {
+    cudaEventDestroy(main_done_);
+    cudaEventDestroy(side_done_);
+    cudaStreamDestroy(side_);
   }
   Device device() const override { return Device::kCuda; }
   std::string name() const override { return name_; }
@@ -94,8 +104,31 @@ class CudaBackend : public Backend {
     if (width == 0 || rows == 0) return;
     CUDA_CHECK(cudaMemset2DAsync(p, pitch, 0, width, rows, 0));
   }
-  // Also where a fault inside an earlier kernel is reported.
+  // Also where a fault inside an earlier kernel is reported. Waits for the
+  // side stream too.
   void synchronize() override { CUDA_CHECK(cudaDeviceSynchronize()); }
+
+  // ------------------------------------------------------------ side stream
+  void copy_side(void* dst, const void* src, size_t bytes) override {
+    if (bytes == 0) return;
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, side_));
+  }
+  void copy_2d_side(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width,
+                    size_t rows) override {
+    if (width == 0 || rows == 0) return;
+    CUDA_CHECK(cudaMemcpy2DAsync(dst, dst_pitch, src, src_pitch, width, rows, cudaMemcpyDefault,
+                                 side_));
+  }
+  // An event marks everything queued on one stream so far; the other
+  // stream's later work waits for it on the GPU, the host never blocks.
+  void side_waits_for_main() override {
+    CUDA_CHECK(cudaEventRecord(main_done_, 0));
+    CUDA_CHECK(cudaStreamWaitEvent(side_, main_done_, 0));
+  }
+  void main_waits_for_side() override {
+    CUDA_CHECK(cudaEventRecord(side_done_, side_));
+    CUDA_CHECK(cudaStreamWaitEvent(0, side_done_, 0));
+  }
 
   // ------------------------------------------------------------ ops
   void apply_precision(Precision p) override { cuda::set_precision(p); }
@@ -178,6 +211,8 @@ class CudaBackend : public Backend {
  private:
   int device_ = 0;
   std::string name_;
+  cudaStream_t side_ = nullptr;
+  cudaEvent_t main_done_ = nullptr, side_done_ = nullptr;
 };
 
 }  // namespace
