@@ -1,11 +1,13 @@
 // engine/backend.h and engine/cpu/backend.cpp: the memory calls, and the
 // discipline the GPU needs from everything above the backend. With
-// CpuBackend(protect = true) backend memory is unreadable outside the
-// backend's calls, so a whole training run (SwitchLoRA switching and
-// freezing, candidates offloaded or not, checkpoint save and load, export,
-// sync hashes, evaluation) that finishes on it never dereferenced a backend
-// pointer on the host, the bug that would crash or corrupt a GPU run. Its
-// results must equal the ordinary CPU backend's bit for bit.
+// CpuBackend(strict = true) backend memory is unreadable outside the
+// backend's calls and side-queue copies run as late as a GPU may run them,
+// so a whole training run (SwitchLoRA switching and freezing, candidates
+// offloaded or not and prefetched, checkpoint save and load, export, sync
+// hashes, evaluation) that finishes on it, with the ordinary CPU backend's
+// results bit for bit, never dereferenced a backend pointer on the host and
+// never used a side copy without waiting for it: the bugs that would crash
+// or silently corrupt a GPU run.
 #include <doctest/doctest.h>
 
 #include <sys/wait.h>
@@ -110,7 +112,7 @@ bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
 
 }  // namespace
 
-TEST_CASE("protected backend memory is unreadable from the host, readable inside the backend's calls") {
+TEST_CASE("strict backend memory is unreadable from the host, readable inside the backend's calls") {
   CpuBackend be(true);
   Buffer<float> buf(be, 1000);
   CHECK(segfaults(host_read, buf.data()));
@@ -120,6 +122,19 @@ TEST_CASE("protected backend memory is unreadable from the host, readable inside
   // Host memory from alloc_host stays readable.
   Buffer<float> host(be, 10, Buffer<float>::kHost);
   CHECK_FALSE(segfaults(host_read, host.data()));
+}
+
+TEST_CASE("a strict side copy lands at main_waits_for_side or synchronize, not before") {
+  CpuBackend be(true);
+  Buffer<float> a(be, 4), b(be, 4);
+  a.from_host({1, 2, 3, 4});
+  be.copy_side(b.data(), a.data(), 4 * sizeof(float));
+  std::vector<float> seen(4);
+  be.copy(seen.data(), b.data(), 4 * sizeof(float));
+  CHECK(seen == std::vector<float>(4, 0.0f));  // not yet
+  be.main_waits_for_side();
+  be.copy(seen.data(), b.data(), 4 * sizeof(float));
+  CHECK(seen == std::vector<float>{1, 2, 3, 4});
 }
 
 TEST_CASE("copy_2d moves a column of a row-major matrix; zero_2d clears exactly the columns asked") {
@@ -138,14 +153,15 @@ TEST_CASE("copy_2d moves a column of a row-major matrix; zero_2d clears exactly 
   }
 }
 
-TEST_CASE("training, switching, checkpoints, export and eval never touch backend memory from the host") {
+TEST_CASE("training, switching, checkpoints, export and eval never touch backend memory from the host "
+          "and wait for every side copy") {
   for (const char* method : {"full", "lora", "switchlora"}) {
     for (bool offload : {true, false}) {
       if (std::string(method) != "switchlora" && !offload) continue;
       CAPTURE(method);
       CAPTURE(offload);
-      CpuBackend plain(false), protect(true);
-      const Outcome a = run_on(plain, method, offload), b = run_on(protect, method, offload);
+      CpuBackend plain(false), strict(true);
+      const Outcome a = run_on(plain, method, offload), b = run_on(strict, method, offload);
       CHECK(a.losses == b.losses);
       CHECK(a.switched == b.switched);
       CHECK(same_bits(a.trainable, b.trainable));

@@ -72,6 +72,17 @@ void CpuBackend::copy_2d(void* dst, size_t dst_pitch, const void* src, size_t sr
     std::memcpy((char*)dst + i * dst_pitch, (const char*)src + i * src_pitch, width);
 }
 
+void CpuBackend::copy_2d_side(void* dst, size_t dst_pitch, const void* src, size_t src_pitch,
+                              size_t width, size_t rows) {
+  if (protect_) side_copies_.push_back({dst, dst_pitch, src, src_pitch, width, rows});
+  else copy_2d(dst, dst_pitch, src, src_pitch, width, rows);
+}
+
+void CpuBackend::run_side_copies() {
+  for (const Copy2d& c : side_copies_) copy_2d(c.dst, c.dst_pitch, c.src, c.src_pitch, c.width, c.rows);
+  side_copies_.clear();
+}
+
 void CpuBackend::zero(void* p, size_t bytes) {
   Open o(*this);
   std::memset(p, 0, bytes);

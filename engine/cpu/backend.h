@@ -1,10 +1,15 @@
 // The CPU backend: engine/ops.h behind the Backend interface. Its memory is
 // ordinary host memory, so the ops run in place.
 //
-// With protect = true (tests only) every piece of backend memory is mapped
-// unreadable except while one of the backend's own calls runs: any code that
-// reads or writes model memory behind the backend's back, which would read a
-// device pointer on the GPU, dies with a segmentation fault here instead.
+// With strict = true (tests only) it behaves like a GPU where that matters
+// to the code above it:
+//   - every piece of backend memory is mapped unreadable except while one of
+//     the backend's own calls runs: code that reads or writes model memory
+//     behind the backend's back, which would read a device pointer on the
+//     GPU, dies with a segmentation fault here instead;
+//   - side-queue copies are held back until main_waits_for_side() or
+//     synchronize(), the latest a GPU could run them: code that uses their
+//     results without waiting computes with stale values here.
 #pragma once
 #include <vector>
 
@@ -14,10 +19,10 @@ namespace switchlora {
 
 class CpuBackend : public Backend {
  public:
-  explicit CpuBackend(bool protect = false) : protect_(protect) {}
+  explicit CpuBackend(bool strict = false) : protect_(strict) {}
   ~CpuBackend() override;
   Device device() const override { return Device::kCpu; }
-  std::string name() const override { return protect_ ? "cpu (protected memory)" : "cpu"; }
+  std::string name() const override { return protect_ ? "cpu (strict)" : "cpu"; }
 
   void* alloc(size_t bytes) override;
   void release(void* p) override;
@@ -28,15 +33,16 @@ class CpuBackend : public Backend {
                size_t rows) override;
   void zero(void* p, size_t bytes) override;
   void zero_2d(void* p, size_t pitch, size_t width, size_t rows) override;
-  void synchronize() override {}
-  // One queue: side copies are ordinary copies, already in order.
-  void copy_side(void* dst, const void* src, size_t bytes) override { copy(dst, src, bytes); }
-  void copy_2d_side(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width,
-                    size_t rows) override {
-    copy_2d(dst, dst_pitch, src, src_pitch, width, rows);
+  // The ops run as they are called, so the main queue is always done: only
+  // the (strict) held-back side copies are ever waited for.
+  void synchronize() override { run_side_copies(); }
+  void copy_side(void* dst, const void* src, size_t bytes) override {
+    copy_2d_side(dst, bytes, src, bytes, bytes, 1);
   }
+  void copy_2d_side(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width,
+                    size_t rows) override;
   void side_waits_for_main() override {}
-  void main_waits_for_side() override {}
+  void main_waits_for_side() override { run_side_copies(); }
 
   void apply_precision(Precision p) override;
   void matmul(float* C, const float* A, const float* B, int M, int N, int K, bool transA,
@@ -85,11 +91,14 @@ class CpuBackend : public Backend {
     CpuBackend& b;
   };
   void set_access(bool readable);
+  void run_side_copies();
 
   bool protect_;
   int open_depth_ = 0;
   struct Region { void* p; size_t bytes; };
   std::vector<Region> regions_;  // protected allocations
+  struct Copy2d { void* dst; size_t dst_pitch; const void* src; size_t src_pitch, width, rows; };
+  std::vector<Copy2d> side_copies_;  // held back (strict)
 };
 
 }  // namespace switchlora
