@@ -69,7 +69,7 @@ TEST_CASE("plan counts for llama_1b at rank 512 match the hand count and cut com
 
   // And the CLI prints exactly these numbers.
   const auto r = test::run_command(test::bin() +
-                                   " plan --model_config configs/llama_1b.json --lora_rank 512 --switch_lora --dtype bf16");
+                                   " plan --model_config configs/llama_1b.json --lora_rank 512 --switch_lora --storage bf16");
   INFO(r.output);
   REQUIRE(r.status == 0);
   CHECK(r.output.find("1339492352") != std::string::npos);
@@ -169,8 +169,8 @@ TEST_CASE("plan rejects conflicting or bad flags with a message naming them") {
     CHECK(r.output.find("switchlora: error: " + message) != std::string::npos);
   };
   fails_with("--use_lora --galore", "choose one of --use_lora, --switch_lora, --galore");
-  fails_with("--switch_lora --dtype fp16", "--dtype must be fp32 or bf16, got \"fp16\"");
+  fails_with("--switch_lora --storage fp16", "--storage must be fp32 or bf16, got \"fp16\"");
   fails_with("--lora_rank 8", "--lora_rank needs --use_lora, --switch_lora or --galore");
   fails_with("--use_lora --lora_rank 64", "--lora_rank 64 must be in (0, min(in, out) = 64)");
-  fails_with("--use_lora --candidates gpu", "--candidates must be host or device, got \"gpu\"");
+  fails_with("--use_lora --no_offload_candidates", "--no_offload_candidates needs --switch_lora");
 }

@@ -2,7 +2,7 @@
 // chosen method side by side: parameter counts, bytes all-reduced per step
 // (the trainable gradients: all each rank sends) and memory per rank.
 //
-//   switchlora plan --model_config configs/llama_1b.json --lora_rank 512 --switch_lora --dtype bf16
+//   switchlora plan --model_config configs/llama_1b.json --lora_rank 512 --switch_lora --storage bf16
 #include <cstdio>
 #include <vector>
 
@@ -41,8 +41,9 @@ int cmd_plan(int argc, char** argv) {
   const int r = f.get_int("lora_rank", 128, "LoRA rank r (GaLore: the projection rank)");
   const int B = f.get_int("batch_size", 8, "sequences per micro-batch per rank");
   const int T = f.get_int("max_length", 256, "sequence length T");
-  const std::string dtype = f.get_string("dtype", "fp32", "fp32 | bf16: how weights, gradients and state are stored");
-  const std::string cand = f.get_string("candidates", "host", "host | device: where SwitchLoRA's candidates live");
+  const std::string storage = f.get_string(
+      "storage", "fp32", "fp32 | bf16: bytes per stored value; train stores fp32 whatever its --dtype, bf16 shows a bf16-storage engine's costs");
+  const bool on_device = f.get_bool("no_offload_candidates", "SwitchLoRA's candidates in device memory (train's flag)");
   if (f.finish()) return 0;
 
   if (path.empty()) throw Error("--model_config is required (e.g. configs/llama_1b.json)");
@@ -51,15 +52,15 @@ int cmd_plan(int argc, char** argv) {
   const Method m = switch_lora ? Method::kSwitchLora : use_lora ? Method::kLora
                    : galore    ? Method::kGalore     : Method::kFullRank;
   if (m == Method::kFullRank && f.has("lora_rank")) throw Error("--lora_rank needs --use_lora, --switch_lora or --galore");
-  if (dtype != "fp32" && dtype != "bf16") throw Error("--dtype must be fp32 or bf16, got \"" + dtype + "\"");
-  if (cand != "host" && cand != "device") throw Error("--candidates must be host or device, got \"" + cand + "\"");
+  if (storage != "fp32" && storage != "bf16") throw Error("--storage must be fp32 or bf16, got \"" + storage + "\"");
+  if (on_device && !switch_lora) throw Error("--no_offload_candidates needs --switch_lora");
   if (B <= 0 || T <= 0) throw Error("--batch_size and --max_length must be > 0");
   LlamaConfig c = load_config(path);
   if (vocab_size > 0) c.vocab_size = vocab_size;
   if (T > c.max_sequence_length)
     throw Error("--max_length " + std::to_string(T) + " exceeds max_sequence_length " +
                 std::to_string(c.max_sequence_length) + " of " + path);
-  const int e = dtype == "bf16" ? 2 : 4;
+  const int e = storage == "bf16" ? 2 : 4;
 
   std::vector<Method> methods = {Method::kFullRank};
   if (m != Method::kFullRank) methods.push_back(m);
@@ -67,7 +68,7 @@ int cmd_plan(int argc, char** argv) {
   std::vector<MemoryPlan> mem;
   for (Method x : methods) {
     n.push_back(count_parameters(c, x, r));
-    mem.push_back(plan_memory(c, x, r, B, T, e, cand == "device"));
+    mem.push_back(plan_memory(c, x, r, B, T, e, on_device));
   }
   auto cells = [&](auto value) {
     std::vector<std::string> out;
@@ -79,9 +80,9 @@ int cmd_plan(int argc, char** argv) {
   };
   auto bytes = [&](double MemoryPlan::*field) { return cells([&](size_t i) { return gib(mem[i].*field); }); };
 
-  std::printf("model %s: V=%d C=%d I=%d NH=%d L=%d | rank %d | %s | batch %d x %d tokens per rank\n\n",
+  std::printf("model %s: V=%d C=%d I=%d NH=%d L=%d | rank %d | %s storage | batch %d x %d tokens per rank\n\n",
               path.c_str(), c.vocab_size, c.hidden_size, c.intermediate_size, c.num_attention_heads,
-              c.num_hidden_layers, r, dtype.c_str(), B, T);
+              c.num_hidden_layers, r, storage.c_str(), B, T);
   row("", cells([&](size_t i) { return std::string(method_name(methods[i])); }));
   std::printf("parameters\n");
   row("total", cells([&](size_t i) { return std::to_string(n[i].total()); }));
