@@ -76,8 +76,9 @@ TEST_CASE("one-rank NCCL: three training steps as with SingleProcess" * doctest:
   };
   for (int s = 0; s < 3; s++) {
     const StepStats sa = a.train_step(batch), sb = b.train_step(batch);
-    // Not bit for bit: the CUDA embedding backward adds with atomics, in
-    // whatever order the threads arrive.
+    // Within rounding rather than bit for bit: the one-rank all-reduce is
+    // NCCL's own kernel (a sum scaled by 1/1), not the identity SingleProcess
+    // applies, and this test need not depend on how NCCL averages.
     CHECK(std::fabs(sa.loss - sb.loss) <= 1e-5f * std::fabs(sa.loss));
     CHECK(sa.switched == sb.switched);
   }

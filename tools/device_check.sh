@@ -58,7 +58,13 @@ if ! grep -q "switchlora: CUDA found" "$LOG"; then
   row "configure" "FAILED: CMake found no nvcc, so no CUDA backend (see $LOG)"
   finish 1
 fi
-grep -q "switchlora: NCCL found" "$LOG" || row "nccl" "not found by CMake (NCCL_HOME=${NCCL_HOME:-unset}): test_nccl will skip, and fail here"
+# Without NCCL, test_nccl's NCCL cases are compiled out (not skipped), so
+# its summary alone would read as a pass: remember, and fail below.
+nccl_found=1
+if ! grep -q "switchlora: NCCL found" "$LOG"; then
+  nccl_found=0
+  row "nccl" "FAILED: not found by CMake (NCCL_HOME=${NCCL_HOME:-unset}); test_nccl runs without its NCCL cases"
+fi
 if [ -n "${NCCL_HOME:-}" ]; then export LD_LIBRARY_PATH="$NCCL_HOME/lib:${LD_LIBRARY_PATH:-}"; fi
 if ! cmake --build "$BUILD" -j "$JOBS" --target switchlora test_cuda_ops test_cuda_model test_nccl >>"$LOG" 2>&1; then
   grep -E "error|Error" "$LOG" | head -30
@@ -92,6 +98,7 @@ gpu_test() {
 gpu_test test_cuda_ops
 gpu_test test_cuda_model
 gpu_test test_nccl
+[ "$nccl_found" = 1 ] || status=1
 
 # 3. Benchmarks on the 130m shape in bf16, at the paper's sequence length 256:
 # 256 x 256 tokens a step (about 60 GB of activations in our fp32 layout,
