@@ -268,7 +268,7 @@ float Llama::forward(const int32_t* inputs, const int32_t* targets, int B, int T
   inputs_ = tokens;
   targets_ = targets ? tokens + N : nullptr;
 
-  be.embedding_forward(block_acts_[0].x, inputs, wte->data, N, C);
+  be.embedding_forward(block_acts_[0].x, inputs_, wte->data, N, C);
   for (int l = 0; l < c.num_hidden_layers; l++) {
     float* out = l + 1 < c.num_hidden_layers ? block_acts_[l + 1].x : res_final_;
     block_forward(blocks[l], block_acts_[l], out);
@@ -276,7 +276,7 @@ float Llama::forward(const int32_t* inputs, const int32_t* targets, int B, int T
   be.rmsnorm_forward(lnf_, rstdf_, res_final_, norm_f->data, N, C, c.rms_norm_eps);
   be.linear_forward(logits_, lnf_, lm_head->data, N, C, V);
   if (!targets) return 0.0f;
-  return be.cross_entropy_forward(losses_, lse_ce_, logits_, targets, N, V);
+  return be.cross_entropy_forward(losses_, lse_ce_, logits_, targets_, N, V);
 }
 
 void Llama::block_backward(Block& b, BlockActs& a, float* dres) {

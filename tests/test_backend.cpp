@@ -124,6 +124,16 @@ TEST_CASE("strict backend memory is unreadable from the host, readable inside th
   CHECK_FALSE(segfaults(host_read, host.data()));
 }
 
+TEST_CASE("a strict op refuses a host array, as a GPU kernel would fault on one") {
+  CpuBackend be(true);
+  Buffer<float> x(be, 8), y(be, 8);
+  std::vector<float> host(8, 1.0f);
+  CHECK_NOTHROW(be.residual_forward(y.data(), x.data(), x.data(), 8));
+  CHECK_THROWS_WITH_AS(be.residual_forward(y.data(), x.data(), host.data(), 8),
+                       doctest::Contains("outside backend memory"), Error);
+  CHECK_THROWS_AS(be.zero(host.data(), 8 * sizeof(float)), Error);
+}
+
 TEST_CASE("a strict side copy lands at main_waits_for_side or synchronize, not before") {
   CpuBackend be(true);
   Buffer<float> a(be, 4), b(be, 4);

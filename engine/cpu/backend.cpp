@@ -9,8 +9,19 @@
 
 namespace switchlora {
 
-CpuBackend::Open::Open(CpuBackend& backend) : b(backend) {
-  if (b.protect_ && b.open_depth_++ == 0) b.set_access(true);
+CpuBackend::Open::Open(CpuBackend& backend, std::initializer_list<const void*> arrays) : b(backend) {
+  if (!b.protect_) return;
+  // On the GPU a host pointer handed to a kernel is an illegal address; here
+  // it is an error naming the op's caller's mistake.
+  for (const void* p : arrays)
+    if (p && !b.owns(p)) throw Error("strict backend: an op was given a pointer outside backend memory");
+  if (b.open_depth_++ == 0) b.set_access(true);
+}
+
+bool CpuBackend::owns(const void* p) const {
+  for (const Region& r : regions_)
+    if ((const char*)p >= (const char*)r.p && (const char*)p < (const char*)r.p + r.bytes) return true;
+  return false;
 }
 
 CpuBackend::Open::~Open() {
@@ -84,12 +95,12 @@ void CpuBackend::run_side_copies() {
 }
 
 void CpuBackend::zero(void* p, size_t bytes) {
-  Open o(*this);
+  Open o(*this, {p});
   std::memset(p, 0, bytes);
 }
 
 void CpuBackend::zero_2d(void* p, size_t pitch, size_t width, size_t rows) {
-  Open o(*this);
+  Open o(*this, {p});
   for (size_t i = 0; i < rows; i++) std::memset((char*)p + i * pitch, 0, width);
 }
 
@@ -98,103 +109,104 @@ void CpuBackend::apply_precision(Precision p) {
     throw Error("--dtype bf16 and --tf32 need --device cuda: the CPU backend multiplies in fp32");
 }
 
-// Every op: open the protected memory, run the engine/ops.h twin.
+// Every op: check (strict) that its arrays are backend memory, open the
+// protected memory, run the engine/ops.h twin.
 void CpuBackend::matmul(float* C, const float* A, const float* B, int M, int N, int K,
                         bool transA, bool transB, float alpha, float beta) {
-  Open o(*this);
+  Open o(*this, {C, A, B});
   cpu::matmul(C, A, B, M, N, K, transA, transB, alpha, beta);
 }
 void CpuBackend::embedding_forward(float* out, const int32_t* tokens, const float* wte, int N,
                                    int C) {
-  Open o(*this);
+  Open o(*this, {out, tokens, wte});
   cpu::embedding_forward(out, tokens, wte, N, C);
 }
 void CpuBackend::embedding_backward(float* dwte, const float* dout, const int32_t* tokens,
                                     int N, int C) {
-  Open o(*this);
+  Open o(*this, {dwte, dout, tokens});
   cpu::embedding_backward(dwte, dout, tokens, N, C);
 }
 void CpuBackend::rmsnorm_forward(float* y, float* rstd, const float* x, const float* g, int N,
                                  int C, float eps) {
-  Open o(*this);
+  Open o(*this, {y, rstd, x, g});
   cpu::rmsnorm_forward(y, rstd, x, g, N, C, eps);
 }
 void CpuBackend::rmsnorm_backward(float* dx, float* dg, const float* dy, const float* x,
                                   const float* g, const float* rstd, int N, int C) {
-  Open o(*this);
+  Open o(*this, {dx, dg, dy, x, g, rstd});
   cpu::rmsnorm_backward(dx, dg, dy, x, g, rstd, N, C);
 }
 void CpuBackend::rope_forward(float* out, const float* x, int B, int T, int NH, int HS,
                               float theta) {
-  Open o(*this);
+  Open o(*this, {out, x});
   cpu::rope_forward(out, x, B, T, NH, HS, theta);
 }
 void CpuBackend::rope_backward(float* dx, const float* dout, int B, int T, int NH, int HS,
                                float theta) {
-  Open o(*this);
+  Open o(*this, {dx, dout});
   cpu::rope_backward(dx, dout, B, T, NH, HS, theta);
 }
 void CpuBackend::attention_forward(float* out, float* lse, const float* q, const float* k,
                                    const float* v, int B, int T, int NH, int HS) {
-  Open o(*this);
+  Open o(*this, {out, lse, q, k, v});
   cpu::attention_forward(out, lse, q, k, v, B, T, NH, HS);
 }
 void CpuBackend::attention_backward(float* dq, float* dk, float* dv, const float* dout,
                                     const float* q, const float* k, const float* v,
                                     const float* out, const float* lse, int B, int T, int NH,
                                     int HS) {
-  Open o(*this);
+  Open o(*this, {dq, dk, dv, dout, q, k, v, out, lse});
   cpu::attention_backward(dq, dk, dv, dout, q, k, v, out, lse, B, T, NH, HS);
 }
 void CpuBackend::swiglu_forward(float* out, const float* gate, const float* up, int64_t N) {
-  Open o(*this);
+  Open o(*this, {out, gate, up});
   cpu::swiglu_forward(out, gate, up, N);
 }
 void CpuBackend::swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate,
                                  const float* up, int64_t N) {
-  Open o(*this);
+  Open o(*this, {dgate, dup, dout, gate, up});
   cpu::swiglu_backward(dgate, dup, dout, gate, up, N);
 }
 void CpuBackend::residual_forward(float* out, const float* a, const float* b, int64_t N) {
-  Open o(*this);
+  Open o(*this, {out, a, b});
   cpu::residual_forward(out, a, b, N);
 }
 void CpuBackend::residual_backward(float* da, float* db, const float* dout, int64_t N) {
-  Open o(*this);
+  Open o(*this, {da, db, dout});
   cpu::residual_backward(da, db, dout, N);
 }
 float CpuBackend::cross_entropy_forward(float* losses, float* lse, const float* logits,
                                         const int32_t* targets, int N, int V) {
-  Open o(*this);
+  Open o(*this, {losses, lse, logits, targets});
   return cpu::cross_entropy_forward(losses, lse, logits, targets, N, V);
 }
 void CpuBackend::cross_entropy_backward(float* dlogits, const float* logits, const float* lse,
                                         const int32_t* targets, float scale, int N, int V) {
-  Open o(*this);
+  Open o(*this, {dlogits, logits, lse, targets});
   cpu::cross_entropy_backward(dlogits, logits, lse, targets, scale, N, V);
 }
 void CpuBackend::adamw_update(float* params, float* m, float* v, const float* grads,
                               int64_t* counters, const uint8_t* frozen, const OptimParam& t,
                               const AdamWConfig& config, float lr) {
-  Open o(*this);
+  Open o(*this, {params, m, v, grads, counters, frozen});
   cpu::adamw_update(params, m, v, grads, counters, frozen, t, config, lr);
 }
 double CpuBackend::sum_squares(const float* x, size_t n) {
-  Open o(*this);
+  Open o(*this, {x});
   return cpu::sum_squares(x, n);
 }
 void CpuBackend::scale(float* x, float a, size_t n) {
-  Open o(*this);
+  Open o(*this, {x});
   cpu::scale(x, a, n);
 }
 void CpuBackend::switch_A_update(float* W, const float* B, const float* A, const float* c,
                                  float s, int slot, int out, int in, int r) {
-  Open o(*this);
+  Open o(*this, {W, B, A, c});
   cpu::switch_A_update(W, B, A, c, s, slot, out, in, r);
 }
 void CpuBackend::switch_B_update(float* W, const float* B, const float* A, const float* c,
                                  float s, int slot, int out, int in, int r) {
-  Open o(*this);
+  Open o(*this, {W, B, A, c});
   cpu::switch_B_update(W, B, A, c, s, slot, out, in, r);
 }
 

@@ -7,10 +7,13 @@
 //     the backend's own calls runs: code that reads or writes model memory
 //     behind the backend's back, which would read a device pointer on the
 //     GPU, dies with a segmentation fault here instead;
+//   - every array handed to an op must be backend memory (a host pointer
+//     given to a GPU kernel is an illegal address);
 //   - side-queue copies are held back until main_waits_for_side() or
 //     synchronize(), the latest a GPU could run them: code that uses their
 //     results without waiting computes with stale values here.
 #pragma once
+#include <initializer_list>
 #include <vector>
 
 #include "engine/backend.h"
@@ -84,13 +87,15 @@ class CpuBackend : public Backend {
                        int slot, int out, int in, int r) override;
 
  private:
-  // Opens every protected region for the lifetime of one backend call.
+  // Opens every protected region for the lifetime of one backend call;
+  // strict: first checks that each of `arrays` (null allowed) is backend memory.
   struct Open {
-    explicit Open(CpuBackend& b);
+    explicit Open(CpuBackend& b, std::initializer_list<const void*> arrays = {});
     ~Open();
     CpuBackend& b;
   };
   void set_access(bool readable);
+  bool owns(const void* p) const;
   void run_side_copies();
 
   bool protect_;
