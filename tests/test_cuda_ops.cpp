@@ -218,10 +218,13 @@ TEST_CASE("embedding backward is deterministic: the same bits on every run, long
 TEST_CASE("rmsnorm forward and backward match the CPU" * doctest::skip(!has_gpu())) {
   Rng rng{7, 400, 0};
   // C = 300: not a multiple of the block (256) or of a warp; N = 67 rows
-  // leave the dg kernel's 16 row-strides unequal.
-  for (int C : {300, 4096}) {
+  // leave the dg kernel's 16 row-strides unequal; N = 5000 splits dg's sum
+  // into 10 row chunks, the last one short.
+  struct Shape { int N, C; };
+  for (Shape sh : {Shape{67, 300}, Shape{67, 4096}, Shape{5000, 300}}) {
+    const int N = sh.N, C = sh.C;
+    CAPTURE(N);
     CAPTURE(C);
-    const int N = 67;
     auto x = randn((size_t)N * C, rng), g = randn(C, rng, 0.1f), dy = randn(x.size(), rng);
     for (float& v : g) v += 1.0f;
     auto y = nans(x.size()), rstd = nans(N);

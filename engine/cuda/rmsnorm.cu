@@ -1,6 +1,8 @@
 // RMSNorm (Zhang & Sennrich 2019), as in LLaMA: no mean subtraction, no bias.
 //   y = x * rstd * g,   rstd = 1 / sqrt(mean(x^2) + eps)
 // Sums over channels are in double as on the CPU (engine/cpu/rmsnorm.cpp).
+#include <algorithm>
+
 #include "engine/cuda/common.cuh"
 #include "engine/cuda/ops.h"
 
@@ -35,28 +37,42 @@ __global__ void rmsnorm_backward_dx_kernel(float* dx, const float* dy, const flo
     dx[off + c] += r * (dy[off + c] * g[c] - x[off + c] * r * m);
 }
 
-// dg[c] += sum_n dy[n, c] * xhat[n, c], a sum over all N rows. A block owns
-// kWarp channels (coalesced reads along a row); its kRowsPerBlock warps-worth
-// of threads split the rows, and their partial sums are added in a fixed
-// order, so the result is deterministic (no atomics).
+// dg[c] += sum_n dy[n, c] * xhat[n, c], a sum over all N rows, in two
+// passes so that a large N (65536 rows at 130m's bench batch) spreads over
+// the whole GPU and the result is still deterministic (no atomics):
+//   1. block (x, y) owns kWarp channels (coalesced reads along a row) and the
+//      y-th chunk of rows; its kRowsPerBlock rows of threads split the chunk
+//      and add their partial sums in a fixed order into partial[y, c];
+//   2. one thread per channel adds the chunks' partials in order.
 constexpr int kRowsPerBlock = 16;
+constexpr int kMaxRowChunks = 128;
 
-__global__ void rmsnorm_backward_dg_kernel(float* dg, const float* dy, const float* x,
-                                           const float* rstd, int N, int C) {
-  __shared__ double partial[kRowsPerBlock][kWarp];
+__global__ void rmsnorm_backward_dg_partial_kernel(double* partial, const float* dy,
+                                                   const float* x, const float* rstd, int N,
+                                                   int C, int rows_per_chunk) {
+  __shared__ double part[kRowsPerBlock][kWarp];
   const int c = blockIdx.x * kWarp + threadIdx.x;
+  const int n_end = min(N, (int)((blockIdx.y + 1) * rows_per_chunk));
   double acc = 0.0;
   if (c < C)
-    for (int n = threadIdx.y; n < N; n += kRowsPerBlock) {
+    for (int n = blockIdx.y * rows_per_chunk + threadIdx.y; n < n_end; n += kRowsPerBlock) {
       int64_t i = (int64_t)n * C + c;
       acc += (double)(dy[i] * x[i] * rstd[n]);
     }
-  partial[threadIdx.y][threadIdx.x] = acc;
+  part[threadIdx.y][threadIdx.x] = acc;
   __syncthreads();
   if (threadIdx.y == 0 && c < C) {
-    for (int k = 1; k < kRowsPerBlock; k++) acc += partial[k][threadIdx.x];
-    dg[c] += (float)acc;
+    for (int k = 1; k < kRowsPerBlock; k++) acc += part[k][threadIdx.x];
+    partial[(int64_t)blockIdx.y * C + c] = acc;
   }
+}
+
+__global__ void rmsnorm_backward_dg_sum_kernel(float* dg, const double* partial, int chunks, int C) {
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= C) return;
+  double s = 0.0;
+  for (int k = 0; k < chunks; k++) s += partial[(int64_t)k * C + c];
+  dg[c] += (float)s;
 }
 
 void rmsnorm_forward(float* y, float* rstd, const float* x, const float* g,
@@ -74,8 +90,22 @@ void rmsnorm_backward(float* dx, float* dg, const float* dy, const float* x,
     CUDA_CHECK_LAUNCH();
   }
   if (dg) {
-    rmsnorm_backward_dg_kernel<<<blocks_for(C, kWarp), dim3(kWarp, kRowsPerBlock)>>>(
-        dg, dy, x, rstd, N, C);
+    // About 512 rows a chunk, at most kMaxRowChunks chunks.
+    const int chunks = std::min(kMaxRowChunks, (N + 511) / 512);
+    const int rows_per_chunk = (N + chunks - 1) / chunks;
+    static double* partial = nullptr;  // (chunks, C), grown on demand
+    static size_t have = 0;
+    const size_t need = (size_t)chunks * C * sizeof(double);
+    if (need > have) {
+      CUDA_CHECK(cudaFree(partial));  // waits for kernels still reading it
+      CUDA_CHECK(cudaMalloc(&partial, need));
+      have = need;
+    }
+    const dim3 grid(blocks_for(C, kWarp), chunks);
+    rmsnorm_backward_dg_partial_kernel<<<grid, dim3(kWarp, kRowsPerBlock)>>>(partial, dy, x, rstd, N,
+                                                                            C, rows_per_chunk);
+    CUDA_CHECK_LAUNCH();
+    rmsnorm_backward_dg_sum_kernel<<<blocks_for(C), kBlock>>>(dg, partial, chunks, C);
     CUDA_CHECK_LAUNCH();
   }
 }
