@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make bench: our training step against PyTorch's on the same model and
-# batch, in one run (the machine is shared and noisy, so only the ratio
+# batch, both on the CPU (tools/device_check.sh does the GPU), in one run (the machine is shared and noisy, so only the ratio
 # means anything). Each side runs ROUNDS times, interleaved; the best of
 # each is compared.
 #
@@ -20,7 +20,7 @@ shape="--model_config $CONFIG --vocab_size $VOCAB --batch_size $B --max_length $
 best() { python3 -c 'import json,sys; print(max(json.loads(l)["tokens_per_s"] for l in sys.stdin if l.startswith("{")))'; }
 ours=""; theirs=""
 for r in $(seq "$ROUNDS"); do
-  ours+=$(OMP_NUM_THREADS=$THREADS "$BIN" bench $shape | tail -1)$'\n'
+  ours+=$(OMP_NUM_THREADS=$THREADS "$BIN" bench --device cpu $shape | tail -1)$'\n'
   theirs+=$(/usr/bin/python3 bench/torch_llama.py $shape --threads "$THREADS" 2>/dev/null | tail -1)$'\n'
 done
 o=$(printf "%s" "$ours" | best)
