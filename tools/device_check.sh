@@ -126,7 +126,9 @@ bench_ours() {
   [ "$label" = "switchlora bench full-rank" ] && ours_tps=$tps
 }
 bench_ours "switchlora bench full-rank"
-bench_ours "switchlora bench switchlora" --switch_lora --lora_rank 256
+# Fixed interval: switching at its early-training rate (r / 40 vectors per
+# layer per step) for the whole timed run, the expensive case.
+bench_ours "switchlora bench switchlora" --switch_lora --lora_rank 256 --fix_switch_lora_interval
 if python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
   json=$(timeout 200 python3 bench/torch_llama.py --device cuda "${BENCH_ARGS[@]}" 2>>"$LOG" | tail -1)
   echo "pytorch: $json" >>"$LOG"
