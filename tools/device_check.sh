@@ -8,6 +8,7 @@
 #        test_nccl        the one-rank NCCL smoke test;
 #   3. `switchlora bench` on the 130m shape in bf16 (full-rank and SwitchLoRA)
 #      and PyTorch eager on the same model: tokens/s, MFU, and their ratio;
+#   4. the op tests under compute-sanitizer memcheck, when the runtime allows;
 # then print a short table. Exit status 0 only if the build and every test pass.
 #
 #   tools/pack_device_deps.sh        (here, once: header-only deps into .devdeps/)
@@ -141,5 +142,29 @@ if python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1
   fi
 else
   row "pytorch bench" "skipped: this PyTorch sees no GPU"
+fi
+
+# 4. Last, and only if time allows: the op tests under compute-sanitizer's
+# memcheck (out-of-bounds and misaligned accesses in our kernels). Some GPU
+# runtimes refuse the sanitizer; that is reported, not failed.
+SAN=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
+if [ -n "$SAN" ]; then
+  out=$(timeout 90 "$SAN" --tool memcheck --error-exitcode 99 "$BUILD/test_cuda_ops" 2>&1)
+  rc=$?
+  echo "$out" >>"$LOG"
+  summary=$(echo "$out" | grep "ERROR SUMMARY" | tail -1)
+  if [ $rc -eq 99 ]; then
+    echo "$out" | grep -A8 "Invalid\|Error" | head -40
+    row "memcheck test_cuda_ops" "FAILED: $summary"
+    status=1
+  elif [ $rc -eq 124 ]; then
+    row "memcheck test_cuda_ops" "timed out after 90 s (not a failure)"
+  elif [ $rc -ne 0 ]; then
+    row "memcheck test_cuda_ops" "could not run (exit $rc): $(echo "$out" | tail -1)"
+  else
+    row "memcheck test_cuda_ops" "clean: ${summary:-no errors}"
+  fi
+else
+  row "memcheck" "compute-sanitizer not found"
 fi
 finish $status
