@@ -59,6 +59,12 @@ class Backend {
   virtual void zero(void* p, size_t bytes) = 0;
   virtual void zero_2d(void* p, size_t pitch, size_t width, size_t rows) = 0;
   virtual void synchronize() = 0;  // waits for both queues below
+  // copy, then wait: for host code that reads the destination, or reuses
+  // the source, right away.
+  void copy_and_wait(void* dst, const void* src, size_t bytes) {
+    copy(dst, src, bytes);
+    synchronize();
+  }
 
   // A side queue for copies that should overlap the ops (SwitchLoRA's
   // candidate traffic; a second stream on CUDA, plain copies on the CPU).
@@ -192,19 +198,13 @@ class Buffer {
   // Whole-buffer moves to and from the host (these wait).
   std::vector<T> to_host() const {
     std::vector<T> out(n_);
-    if (n_) {
-      be_->copy(out.data(), p_, n_ * sizeof(T));
-      be_->synchronize();
-    }
+    be_->copy_and_wait(out.data(), p_, n_ * sizeof(T));
     return out;
   }
   void from_host(const std::vector<T>& v) {
     SL_CHECK(v.size() == n_, "Buffer::from_host: " + std::to_string(v.size()) +
                                  " values for a buffer of " + std::to_string(n_));
-    if (n_) {
-      be_->copy(p_, v.data(), n_ * sizeof(T));
-      be_->synchronize();
-    }
+    be_->copy_and_wait(p_, v.data(), n_ * sizeof(T));
   }
 
  private:

@@ -165,8 +165,7 @@ void Llama::zero_grad() { be.zero(params.trainable_grad.data(), params.trainable
 
 std::vector<float> Llama::logits_host() const {
   std::vector<float> out((size_t)B_ * T_ * config.vocab_size);
-  be.copy(out.data(), logits_, out.size() * sizeof(float));
-  be.synchronize();
+  be.copy_and_wait(out.data(), logits_, out.size() * sizeof(float));
   return out;
 }
 

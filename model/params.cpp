@@ -35,18 +35,14 @@ void ParamStore::allocate(Backend& be) {
 
 std::vector<float> ParamStore::get(const Param& p) const {
   std::vector<float> out(p.numel());
-  Backend& be = trainable.backend();
-  be.copy(out.data(), p.data, out.size() * sizeof(float));
-  be.synchronize();
+  trainable.backend().copy_and_wait(out.data(), p.data, out.size() * sizeof(float));
   return out;
 }
 
 void ParamStore::set(Param& p, const std::vector<float>& values) {
   SL_CHECK(values.size() == p.numel(), "ParamStore::set: " + std::to_string(values.size()) +
                                            " values for " + p.name + " of " + std::to_string(p.numel()));
-  Backend& be = trainable.backend();
-  be.copy(p.data, values.data(), values.size() * sizeof(float));
-  be.synchronize();
+  trainable.backend().copy_and_wait(p.data, values.data(), values.size() * sizeof(float));
 }
 
 Param* ParamStore::find(const std::string& name) {

@@ -74,12 +74,10 @@ SwitchLora::SwitchLora(Llama& model, const SwitchOptions& opts) : opts_(opts), b
     std::vector<float> init(std::max(nA, nB));
 #pragma omp parallel for
     for (int64_t i = 0; i < nA; i++) init[i] = bA * (2.0f * uniform01(opts_.seed, sA, i) - 1.0f);
-    be_.copy(L.cand_A, init.data(), nA * sizeof(float));
-    be_.synchronize();  // init is reused below
+    be_.copy_and_wait(L.cand_A, init.data(), nA * sizeof(float));  // init is reused below
 #pragma omp parallel for
     for (int64_t i = 0; i < nB; i++) init[i] = bB * (2.0f * uniform01(opts_.seed, sB, i) - 1.0f);
-    be_.copy(L.cand_B, init.data(), nB * sizeof(float));
-    be_.synchronize();
+    be_.copy_and_wait(L.cand_B, init.data(), nB * sizeof(float));
 
     // A holds candidates P-r .. P-1; B the same list rotated by r/2, so the
     // cursors (A at 0, B at r/2) both take candidate 0 first and never meet.

@@ -138,8 +138,7 @@ int64_t AdamW::counter(int p, int vector) const {
     throw Error("AdamW::counter: parameter '" + t.name + "' (" +
                 counter_name(t.counter) + ") has no vector " + std::to_string(vector));
   int64_t k = 0;
-  be_.copy(&k, counters_.data() + counter_offset_[p] + vector, sizeof k);
-  be_.synchronize();
+  be_.copy_and_wait(&k, counters_.data() + counter_offset_[p] + vector, sizeof k);
   return k;
 }
 

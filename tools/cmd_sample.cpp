@@ -61,8 +61,7 @@ int cmd_sample(int argc, char** argv) {
     const int start = std::max(0, (int)ids.size() - Tmax);
     const int T = (int)ids.size() - start;
     model->forward(ids.data() + start, nullptr, 1, T);
-    model->be.copy(last.data(), model->logits() + (size_t)(T - 1) * V, V * sizeof(float));
-    model->be.synchronize();
+    model->be.copy_and_wait(last.data(), model->logits() + (size_t)(T - 1) * V, V * sizeof(float));
     const int32_t next = sample_token(last.data(), V, temperature, top_k, rng);
     if (next == tok.eot_token()) break;
     ids.push_back(next);

@@ -72,6 +72,7 @@ void* CpuBackend::alloc_host(size_t bytes) {
 void CpuBackend::release_host(void* p) { std::free(p); }
 
 void CpuBackend::copy(void* dst, const void* src, size_t bytes) {
+  if (bytes == 0) return;  // an empty vector's data() may be null
   Open o(*this);
   std::memcpy(dst, src, bytes);
 }
