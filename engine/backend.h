@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "engine/error.h"
-#include "optim/optim_param.h"
+#include "engine/step_counter.h"
 
 namespace switchlora {
 
@@ -127,11 +127,14 @@ class Backend {
                                       const int32_t* targets, float scale, int N, int V) = 0;
 
   // ------------------------------------------------------------ updates
-  // One AdamW step of tensor t of the trainable buffer (optim/adamw.h):
-  // counters and frozen (one per vector; frozen may be null) in backend memory.
-  virtual void adamw_update(float* params, float* m, float* v, const float* grads,
-                            int64_t* counters, const uint8_t* frozen, const OptimParam& t,
-                            const AdamWConfig& config, float lr) = 0;
+  // AdamW on one (rows, cols) tensor, as llm.c's adamw_update (optim/adamw.h
+  // has the equations). p, m, v, g: (rows, cols); counters, frozen:
+  // num_counters(counter, rows, cols) entries, frozen may be null (none
+  // frozen). A frozen vector is skipped: no moment update, no count, no decay.
+  // CPU: engine/cpu/adamw.cpp, CUDA: engine/cuda/adamw.cu.
+  virtual void adamw_update(float* p, float* m, float* v, const float* g, int64_t* counters,
+                            const uint8_t* frozen, int rows, int cols, StepCounter counter,
+                            float lr, float beta1, float beta2, float eps, float weight_decay) = 0;
   // sum_i x_i^2, accumulated in double (waits).
   virtual double sum_squares(const float* x, size_t n) = 0;
   virtual void scale(float* x, float a, size_t n) = 0;  // x *= a

@@ -12,7 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "optim/optim_param.h"
+#include "engine/step_counter.h"
 
 namespace switchlora::cpu {
 
@@ -99,12 +99,12 @@ void cross_entropy_backward(float* dlogits, const float* logits, const float* ls
                             const int32_t* targets, float scale, int N, int V);
 
 // ---------------------------------------------------------------- updates
-// One AdamW step of tensor t of the trainable buffer (optim/adamw.h): params,
-// m, v, grads are whole buffers, t.offset locates the tensor; counters and
-// frozen hold one entry per vector of t (frozen may be null: none frozen).
-void adamw_update(float* params, float* m, float* v, const float* grads, int64_t* counters,
-                  const uint8_t* frozen, const OptimParam& t, const AdamWConfig& config,
-                  float lr);
+// One AdamW step of a (rows, cols) tensor (optim/adamw.h): p, m, v, g
+// (rows, cols); counters and frozen hold num_counters(counter, rows, cols)
+// entries (frozen may be null: none frozen).
+void adamw_update(float* p, float* m, float* v, const float* g, int64_t* counters,
+                  const uint8_t* frozen, int rows, int cols, StepCounter counter, float lr,
+                  float beta1, float beta2, float eps, float weight_decay);
 // sum_i x_i^2 in double;  x *= a
 double sum_squares(const float* x, size_t n);
 void scale(float* x, float a, size_t n);

@@ -51,18 +51,10 @@ Param* ParamStore::find(const std::string& name) {
   return nullptr;
 }
 
-std::vector<OptimParam> ParamStore::optim_params() const {
-  std::vector<OptimParam> out;
-  for (const Param& p : params) {
-    if (!p.trainable) continue;
-    OptimParam o;
-    o.name = p.name;
-    o.offset = p.offset;
-    o.rows = p.rows;
-    o.cols = p.cols;
-    o.counter = p.counter;
-    out.push_back(o);
-  }
+std::vector<AdamTensor> ParamStore::adam_tensors() {
+  std::vector<AdamTensor> out;
+  for (Param& p : params)
+    if (p.trainable) out.push_back({p.name, p.data, p.grad, p.rows, p.cols, p.counter, nullptr});
   return out;
 }
 

@@ -46,8 +46,8 @@ struct ParamStore {
   // One parameter's values, to or from the host (these wait).
   std::vector<float> get(const Param& p) const;
   void set(Param& p, const std::vector<float>& values);
-  // What the optimizer needs to know about the trainable buffer.
-  std::vector<OptimParam> optim_params() const;
+  // Every trainable parameter, for AdamW.
+  std::vector<AdamTensor> adam_tensors();
 };
 
 }  // namespace switchlora

@@ -105,7 +105,7 @@ SwitchLora::SwitchLora(Llama& model, const SwitchOptions& opts) : opts_(opts), b
   }
 }
 
-void SwitchLora::attach(std::vector<OptimParam>& params) {
+void SwitchLora::attach(std::vector<AdamTensor>& params) {
   for (SwitchLayer& L : layers_) {
     for (int i = 0; i < (int)params.size(); i++) {
       if (params[i].name == L.lin->A->name) {

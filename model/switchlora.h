@@ -80,8 +80,8 @@ class SwitchLora {
   SwitchLora(Llama& model, const SwitchOptions& opts);
 
   // Points the optimizer's A/B entries at the frozen masks; call once with
-  // the OptimParams before building the AdamW.
-  void attach(std::vector<OptimParam>& params);
+  // the AdamTensors before building the AdamW.
+  void attach(std::vector<AdamTensor>& tensors);
 
   // rate(t) and interval(t) = switch_lora_interval / rate(t)  (t 0-based).
   double rate(int t) const;

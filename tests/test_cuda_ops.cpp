@@ -27,6 +27,7 @@
 #include "engine/backend.h"
 #include "engine/ops.h"
 #include "engine/rng.h"
+#include "optim/adamw.h"
 #include "tests/gradcheck.h"
 
 #if SWITCHLORA_CUDA
@@ -365,10 +366,10 @@ TEST_CASE("AdamW step matches the CPU: per-tensor, per-row and per-column counte
   Rng rng{13, 400, 0};
   const AdamWConfig config{0.9f, 0.999f, 1e-8f, 0.1f};
   // A norm gain (per tensor), a LoRA A (per row), a LoRA B (per column).
-  std::vector<OptimParam> params(3);
-  params[0] = {"g", 0, 1, 70, StepCounter::kPerTensor, nullptr};
-  params[1] = {"A", 70, 4, 50, StepCounter::kPerRow, nullptr};
-  params[2] = {"B", 270, 60, 4, StepCounter::kPerColumn, nullptr};
+  struct Tensor { size_t offset; int rows, cols; StepCounter counter; };
+  const Tensor params[3] = {{0, 1, 70, StepCounter::kPerTensor},
+                            {70, 4, 50, StepCounter::kPerRow},
+                            {270, 60, 4, StepCounter::kPerColumn}};
   const size_t numel = 510;
   std::vector<uint8_t> frozen_A = {0, 1, 0, 0}, frozen_B = {0, 0, 1, 1};
 
@@ -388,10 +389,14 @@ TEST_CASE("AdamW step matches the CPU: per-tensor, per-row and per-column counte
     auto g = randn(numel, rng);
     Dev<float> g_d(g);
     for (int i = 0; i < 3; i++) {
-      cpu::adamw_update(p.data(), m.data(), v.data(), g.data(), k[i].data(), frozen[i],
-                        params[i], config, 1e-2f);
-      cuda::adamw_update(p_d.ptr, m_d.ptr, v_d.ptr, g_d.ptr, counters_d[i], frozen_d[i],
-                         params[i], config, 1e-2f);
+      const Tensor& t = params[i];
+      const size_t o = t.offset;
+      cpu::adamw_update(p.data() + o, m.data() + o, v.data() + o, g.data() + o, k[i].data(), frozen[i],
+                        t.rows, t.cols, t.counter, 1e-2f, config.beta1, config.beta2, config.eps,
+                        config.weight_decay);
+      cuda::adamw_update(p_d.ptr + o, m_d.ptr + o, v_d.ptr + o, g_d.ptr + o, counters_d[i], frozen_d[i],
+                         t.rows, t.cols, t.counter, 1e-2f, config.beta1, config.beta2, config.eps,
+                         config.weight_decay);
     }
     CHECK_CLOSE(p_d, p, kFp32);
     CHECK_CLOSE(m_d, m, kFp32);

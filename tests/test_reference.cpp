@@ -162,7 +162,7 @@ EngineRun run_engine(Method m, const std::vector<int32_t>& in, const std::vector
       CHECK(record_switches(*tr.switcher, t, r.plan) == switched);
       tr.switcher->zero_frozen_grads();
     }
-    tr.optimizer->step(model.params.trainable.data(), grads, lr_at(tr.schedule, t));
+    tr.optimizer->step(lr_at(tr.schedule, t));
     if (tr.switcher) tr.switcher->end_step();
     r.losses.push_back(loss);
     r.grad_norms.push_back(norm);

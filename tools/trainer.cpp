@@ -39,13 +39,13 @@ Trainer::Trainer(const TrainOptions& o, const LlamaConfig& config, Communicator&
   accum_ = opts.total_batch_size / (opts.batch_size * comm.world());
   schedule = {opts.scheduler, opts.lr, opts.warmup_steps, opts.num_training_steps, opts.min_lr_ratio};
   validate_schedule(schedule);
-  std::vector<OptimParam> op = model.params.optim_params();
+  std::vector<AdamTensor> op = model.params.adam_tensors();
   if (opts.switch_lora) {
     switcher = std::make_unique<SwitchLora>(model, opts.sw);
     switcher->attach(op);
   }
   AdamWConfig ac{opts.adam_beta1, opts.adam_beta2, opts.adam_eps, opts.weight_decay};
-  optimizer = std::make_unique<AdamW>(ac, op, model.params.num_trainable(), be);
+  optimizer = std::make_unique<AdamW>(ac, op, be);
   inputs_.resize((size_t)opts.batch_size * opts.max_length);
   targets_.resize(inputs_.size());
 }
@@ -74,7 +74,7 @@ StepStats Trainer::train_step(const BatchFn& next_batch) {
     switcher->zero_frozen_grads();
   }
   s.lr = lr_at(schedule, step_);
-  optimizer->step(model.params.trainable.data(), grads, s.lr);
+  optimizer->step(s.lr);
   if (switcher) {
     switcher->end_step();
     switcher->prefetch(step_ + 1);  // the next step's candidates travel during its forward/backward
@@ -113,9 +113,12 @@ void Trainer::save_state(Checkpoint& ck) const {
                      {"init_lora_type", model.lora.init_lora_type}};
   ck.put("trainable", model.params.trainable);
   ck.put("frozen", model.params.frozen);
-  ck.put("adam_m", optimizer->m());
-  ck.put("adam_v", optimizer->v());
-  ck.put("adam_counters", optimizer->counters());
+  for (int i = 0; i < (int)optimizer->tensors().size(); i++) {
+    const std::string pre = "optimizer." + optimizer->tensors()[i].name;
+    ck.put(pre + ".exp_avg", optimizer->m(i));
+    ck.put(pre + ".exp_avg_sq", optimizer->v(i));
+    ck.put(pre + ".step", optimizer->counters(i));
+  }
   if (switcher) {
     ck.put("candidates", switcher->candidates_host());
     ck.meta["switchlora"] = switcher->state();
@@ -125,12 +128,16 @@ void Trainer::save_state(Checkpoint& ck) const {
 void Trainer::load_state(const Checkpoint& ck, const std::string& path) {
   ck.get("trainable", model.params.trainable, path);
   ck.get("frozen", model.params.frozen, path);
-  std::vector<float> m(model.params.num_trainable()), v(m.size());
-  std::vector<int64_t> counters(optimizer->counters().size());
-  ck.get("adam_m", m, path);
-  ck.get("adam_v", v, path);
-  ck.get("adam_counters", counters, path);
-  optimizer->set_state(m, v, counters, path);
+  for (int i = 0; i < (int)optimizer->tensors().size(); i++) {
+    const AdamTensor& t = optimizer->tensors()[i];
+    const std::string pre = "optimizer." + t.name;
+    std::vector<float> m(t.numel()), v(t.numel());
+    std::vector<int64_t> counters(num_counters(t.counter, t.rows, t.cols));
+    ck.get(pre + ".exp_avg", m, path);
+    ck.get(pre + ".exp_avg_sq", v, path);
+    ck.get(pre + ".step", counters, path);
+    optimizer->set_state(i, m, v, counters, path);
+  }
   if (switcher) {
     if (!ck.meta.contains("switchlora"))
       throw Error(path + ": checkpoint was not trained with --switch_lora");

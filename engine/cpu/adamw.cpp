@@ -1,4 +1,4 @@
-// The AdamW update of one tensor (optim/adamw.h), with its per-tensor,
+// The AdamW update of one (rows, cols) tensor (optim/adamw.h), with its per-tensor,
 // per-row or per-column step counters (DESIGN §5).
 //
 // The bias corrections depend only on a vector's counter, so they are
@@ -52,14 +52,11 @@ void adam_row_per_column(float* p, float* m, float* v, const float* g, int n,
 
 }  // namespace
 
-void adamw_update(float* params, float* m_all, float* v_all, const float* grads,
-                  int64_t* k, const uint8_t* frozen, const OptimParam& t,
-                  const AdamWConfig& config, float lr) {
-  const float b1 = config.beta1, b2 = config.beta2, eps = config.eps;
-  const float lr_wd = lr * config.weight_decay;
-  const int nvec = t.counter == StepCounter::kPerRow      ? t.rows
-                   : t.counter == StepCounter::kPerColumn ? t.cols
-                                                          : 1;
+void adamw_update(float* p, float* m, float* v, const float* g, int64_t* k,
+                  const uint8_t* frozen, int rows, int cols, StepCounter counter, float lr,
+                  float b1, float b2, float eps, float weight_decay) {
+  const float lr_wd = lr * weight_decay;
+  const int nvec = num_counters(counter, rows, cols);
   std::vector<float> s(nvec), c(nvec);
   std::vector<uint8_t> live(nvec);
   // The counter goes up before the bias corrections, so the first step
@@ -72,14 +69,10 @@ void adamw_update(float* params, float* m_all, float* v_all, const float* grads,
     c[i] = (float)(1.0 / std::sqrt(1.0 - std::pow((double)b2, (double)k[i])));
   }
 
-  float* p = params + t.offset;
-  float* m = m_all + t.offset;
-  float* v = v_all + t.offset;
-  const float* g = grads + t.offset;
-  const int C = t.cols;
-  if (t.counter == StepCounter::kPerColumn) {
+  const int C = cols;
+  if (counter == StepCounter::kPerColumn) {
 #pragma omp parallel for
-    for (int r = 0; r < t.rows; r++) {
+    for (int r = 0; r < rows; r++) {
       size_t o = (size_t)r * C;
       adam_row_per_column(p + o, m + o, v + o, g + o, C, b1, b2, eps, lr_wd, s.data(),
                           c.data(), live.data());
@@ -88,9 +81,9 @@ void adamw_update(float* params, float* m_all, float* v_all, const float* grads,
   }
   // A row is a contiguous span with one step size: per row, its own; per
   // tensor, the tensor's.
-  const bool per_row = t.counter == StepCounter::kPerRow;
+  const bool per_row = counter == StepCounter::kPerRow;
 #pragma omp parallel for
-  for (int r = 0; r < t.rows; r++) {
+  for (int r = 0; r < rows; r++) {
     const int i = per_row ? r : 0;
     if (!live[i]) continue;
     size_t o = (size_t)r * C;

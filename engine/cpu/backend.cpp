@@ -186,11 +186,11 @@ void CpuBackend::cross_entropy_backward(float* dlogits, const float* logits, con
   Open o(*this, {dlogits, logits, lse, targets});
   cpu::cross_entropy_backward(dlogits, logits, lse, targets, scale, N, V);
 }
-void CpuBackend::adamw_update(float* params, float* m, float* v, const float* grads,
-                              int64_t* counters, const uint8_t* frozen, const OptimParam& t,
-                              const AdamWConfig& config, float lr) {
-  Open o(*this, {params, m, v, grads, counters, frozen});
-  cpu::adamw_update(params, m, v, grads, counters, frozen, t, config, lr);
+void CpuBackend::adamw_update(float* p, float* m, float* v, const float* g, int64_t* counters,
+                              const uint8_t* frozen, int rows, int cols, StepCounter counter,
+                              float lr, float beta1, float beta2, float eps, float weight_decay) {
+  Open o(*this, {p, m, v, g, counters, frozen});
+  cpu::adamw_update(p, m, v, g, counters, frozen, rows, cols, counter, lr, beta1, beta2, eps, weight_decay);
 }
 double CpuBackend::sum_squares(const float* x, size_t n) {
   Open o(*this, {x});

@@ -76,9 +76,9 @@ class CpuBackend : public Backend {
                               const int32_t* targets, int N, int V) override;
   void cross_entropy_backward(float* dlogits, const float* logits, const float* lse,
                               const int32_t* targets, float scale, int N, int V) override;
-  void adamw_update(float* params, float* m, float* v, const float* grads, int64_t* counters,
-                    const uint8_t* frozen, const OptimParam& t, const AdamWConfig& config,
-                    float lr) override;
+  void adamw_update(float* p, float* m, float* v, const float* g, int64_t* counters,
+                    const uint8_t* frozen, int rows, int cols, StepCounter counter, float lr,
+                    float beta1, float beta2, float eps, float weight_decay) override;
   double sum_squares(const float* x, size_t n) override;
   void scale(float* x, float a, size_t n) override;
   void switch_A_update(float* W, const float* B, const float* A, const float* c, float s,

@@ -1,4 +1,4 @@
-// The AdamW step of optim/adamw.cpp for one tensor of the trainable buffer,
+// The AdamW step of optim/adamw.cpp for one (rows, cols) tensor,
 // with its per-tensor, per-row or per-column step counters (DESIGN §5):
 //   m = b1 m + (1 - b1) g        v = b2 v + (1 - b2) g^2
 //   s = lr / (1 - b1^k)          c = 1 / sqrt(1 - b2^k)     k: the vector's counter
@@ -43,21 +43,18 @@ __global__ void adamw_update_kernel(float* p, float* m, float* v, const float* g
   v[e] = vi;
 }
 
-void adamw_update(float* params, float* m, float* v, const float* grads, int64_t* counters,
-                  const uint8_t* frozen, const OptimParam& t, const AdamWConfig& config,
-                  float lr) {
-  SL_CHECK(t.rows >= 1 && t.cols >= 1, "adamw_update: parameter '" + t.name + "' has shape (" +
-                                           std::to_string(t.rows) + ", " +
-                                           std::to_string(t.cols) + ")");
-  const int per = t.counter == StepCounter::kPerRow ? 1 : t.counter == StepCounter::kPerColumn ? 2 : 0;
-  const int nvec = per == 1 ? t.rows : per == 2 ? t.cols : 1;
+void adamw_update(float* p, float* m, float* v, const float* g, int64_t* counters,
+                  const uint8_t* frozen, int rows, int cols, StepCounter counter, float lr,
+                  float beta1, float beta2, float eps, float weight_decay) {
+  SL_CHECK(rows >= 1 && cols >= 1, "adamw_update: a tensor of shape (" + std::to_string(rows) + ", " +
+                                       std::to_string(cols) + ")");
+  const int per = counter == StepCounter::kPerRow ? 1 : counter == StepCounter::kPerColumn ? 2 : 0;
+  const int nvec = num_counters(counter, rows, cols);
   adamw_count_kernel<<<blocks_for(nvec), kBlock>>>(counters, frozen, nvec);
   CUDA_CHECK_LAUNCH();
-  const int64_t n = (int64_t)t.rows * t.cols;
-  const size_t o = t.offset;
-  adamw_update_kernel<<<blocks_for(n), kBlock>>>(
-      params + o, m + o, v + o, grads + o, counters, frozen, t.rows, t.cols, per,
-      config.beta1, config.beta2, config.eps, lr, lr * config.weight_decay);
+  const int64_t n = (int64_t)rows * cols;
+  adamw_update_kernel<<<blocks_for(n), kBlock>>>(p, m, v, g, counters, frozen, rows, cols, per, beta1,
+                                                 beta2, eps, lr, lr * weight_decay);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -192,10 +192,11 @@ class CudaBackend : public Backend {
   }
 
   // ------------------------------------------------------------ updates
-  void adamw_update(float* params, float* m, float* v, const float* grads, int64_t* counters,
-                    const uint8_t* frozen, const OptimParam& t, const AdamWConfig& config,
-                    float lr) override {
-    cuda::adamw_update(params, m, v, grads, counters, frozen, t, config, lr);
+  void adamw_update(float* p, float* m, float* v, const float* g, int64_t* counters,
+                    const uint8_t* frozen, int rows, int cols, StepCounter counter, float lr,
+                    float beta1, float beta2, float eps, float weight_decay) override {
+    cuda::adamw_update(p, m, v, g, counters, frozen, rows, cols, counter, lr, beta1, beta2, eps,
+                       weight_decay);
   }
   double sum_squares(const float* x, size_t n) override { return cuda::sum_squares(x, n); }
   void scale(float* x, float a, size_t n) override { cuda::scale(x, a, n); }

@@ -13,7 +13,7 @@
 #include <cstdint>
 
 #include "engine/backend.h"
-#include "optim/optim_param.h"
+#include "engine/step_counter.h"
 
 namespace switchlora::cuda {
 
@@ -90,16 +90,14 @@ void cross_entropy_backward(float* dlogits, const float* logits, const float* ls
                             const int32_t* targets, float scale, int N, int V);
 
 // ---------------------------------------------------------------- updates
-// One AdamW step of one tensor `t` of the trainable buffer, exactly as the
-// CPU's adamw_update (engine/ops.h): params, m, v, grads are the whole
-// buffers and t.offset locates the tensor in them. counters: this tensor's
-// step counters on the device, one per vector (1, t.rows or t.cols as
-// t.counter says); frozen: one flag per vector on the device, or null
-// (t.frozen, a host pointer, is ignored). A frozen vector is skipped: no
-// counter increment, no moment update, no decay.
-void adamw_update(float* params, float* m, float* v, const float* grads, int64_t* counters,
-                  const uint8_t* frozen, const OptimParam& t, const AdamWConfig& config,
-                  float lr);
+// One AdamW step of one (rows, cols) tensor, exactly as the CPU's
+// adamw_update (engine/ops.h). counters: its step counts on the device,
+// num_counters(counter, rows, cols) of them; frozen: one flag per count on
+// the device, or null. A frozen vector is skipped: no counter increment, no
+// moment update, no decay.
+void adamw_update(float* p, float* m, float* v, const float* g, int64_t* counters,
+                  const uint8_t* frozen, int rows, int cols, StepCounter counter, float lr,
+                  float beta1, float beta2, float eps, float weight_decay);
 // sum_i x_i^2, accumulated in double in a fixed order (deterministic); waits.
 double sum_squares(const float* x, size_t n);
 // x *= a   (n) elements
