@@ -138,13 +138,6 @@ class Backend {
   // sum_i x_i^2, accumulated in double (waits).
   virtual double sum_squares(const float* x, size_t n) = 0;
   virtual void scale(float* x, float a, size_t n) = 0;  // x *= a
-  // SwitchLoRA's W corrections (model/switchlora.h); c (in), resp. (out):
-  //   A row:     W += s B[:, slot] (A[slot, :] - c)
-  //   B column:  W += s (B[:, slot] - c) A[slot, :]
-  virtual void switch_A_update(float* W, const float* B, const float* A, const float* c,
-                               float s, int slot, int out, int in, int r) = 0;
-  virtual void switch_B_update(float* W, const float* B, const float* A, const float* c,
-                               float s, int slot, int out, int in, int r) = 0;
 
  protected:
   virtual void apply_precision(Precision p) = 0;

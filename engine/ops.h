@@ -108,12 +108,5 @@ void adamw_update(float* p, float* m, float* v, const float* g, int64_t* counter
 // sum_i x_i^2 in double;  x *= a
 double sum_squares(const float* x, size_t n);
 void scale(float* x, float a, size_t n);
-// SwitchLoRA's W corrections, W (out, in), B (out, r), A (r, in):
-//   switch_A_update, c (in):    W += s B[:, slot] (A[slot, :] - c)
-//   switch_B_update, c (out):   W += s (B[:, slot] - c) A[slot, :]
-void switch_A_update(float* W, const float* B, const float* A, const float* c, float s,
-                     int slot, int out, int in, int r);
-void switch_B_update(float* W, const float* B, const float* A, const float* c, float s,
-                     int slot, int out, int in, int r);
 
 }  // namespace switchlora::cpu

@@ -15,7 +15,7 @@
 
 #include "data/file_io.h"
 #include "engine/error.h"
-#include "engine/ops.h"
+#include "model/lora.h"
 
 namespace switchlora {
 
@@ -154,20 +154,20 @@ std::vector<NamedTensor> model_tensors(const Llama& model) {
 }
 
 std::vector<NamedTensor> merged_tensors(const Llama& model) {
-  std::map<std::string, const Param*> by_name;
-  for (const Param& p : model.params.params) by_name[p.name] = &p;
+  std::map<std::string, const Linear*> adapted;  // by weight name
+  for (const Linear* l : model.linears())
+    if (l->r > 0) adapted[l->W->name] = l;
   std::vector<NamedTensor> out;
   for (const Param& p : model.params.params) {
     if (p.name.ends_with(".lora_A.weight") || p.name.ends_with(".lora_B.weight")) continue;
     NamedTensor t = tensor_of(model.params, p);
-    const std::string module = p.name.substr(0, p.name.size() - std::string(".weight").size());
-    auto a = by_name.find(module + ".lora_A.weight"), b = by_name.find(module + ".lora_B.weight");
-    if (a != by_name.end() && b != by_name.end()) {
-      // W (out, in) += s * B (out, r) @ A (r, in)
-      const Param &A = *a->second, &B = *b->second;
-      const float s = model.lora.lora_alpha / (float)A.rows;
-      const std::vector<float> hA = model.params.get(A), hB = model.params.get(B);
-      cpu::matmul(t.data.data(), hB.data(), hA.data(), p.rows, p.cols, A.rows, false, false, s, 1.0f);
+    auto it = adapted.find(p.name);
+    if (it != adapted.end()) {
+      // W + s B A, merged into a copy: the model keeps its own W.
+      Buffer<float> W(model.be, p.numel());
+      model.be.copy(W.data(), p.data, p.numel() * sizeof(float));
+      merge_adapter(model.be, *it->second, +1.0f, W.data());
+      model.be.copy_and_wait(t.data.data(), W.data(), p.numel() * sizeof(float));
     }
     out.push_back(std::move(t));
   }

@@ -4,62 +4,8 @@
 #include <cstring>
 
 #include "engine/error.h"
-#include "engine/rng.h"
 
 namespace switchlora {
-
-namespace {
-
-// The random stream of a parameter is keyed by its name, so a weight draws
-// the same values whatever else the model holds: W0 of a LoRA model equals W
-// of the full-rank model built from the same seed.
-uint64_t init_stream(const Param& p) {
-  uint64_t h = 0xCBF29CE484222325ull;
-  for (char c : p.name) h = (h ^ (uint8_t)c) * 0x100000001B3ull;
-  return hash64(kStreamInit, h, 0);
-}
-
-// Values are drawn on the host (the same numbers on every backend) and
-// copied to the parameter.
-void fill_normal(ParamStore& ps, Param& p, uint64_t seed, float std) {
-  const uint64_t stream = init_stream(p);
-  std::vector<float> d(p.numel());
-  const int64_t n = (int64_t)p.numel();
-#pragma omp parallel for
-  for (int64_t i = 0; i < n; i++) d[i] = std * normal01(seed, stream, i);
-  ps.set(p, d);
-}
-
-void fill_uniform(ParamStore& ps, Param& p, uint64_t seed, float bound) {
-  const uint64_t stream = init_stream(p);
-  std::vector<float> d(p.numel());
-  const int64_t n = (int64_t)p.numel();
-#pragma omp parallel for
-  for (int64_t i = 0; i < n; i++) d[i] = bound * (2.0f * uniform01(seed, stream, i) - 1.0f);
-  ps.set(p, d);
-}
-
-}  // namespace
-
-float switchlora_sigma_A(int out, int in, int r) {
-  const double gain = std::sqrt(1.0 / 3.0);
-  return (float)(std::pow(std::sqrt((double)out) * r / std::pow((double)in, 1.5), 0.25) * std::sqrt(gain));
-}
-
-float switchlora_sigma_B(int out, int in, int r) {
-  const double gain = std::sqrt(1.0 / 3.0);
-  return (float)(std::pow((double)r / std::sqrt((double)out * in), 0.25) * std::sqrt(gain));
-}
-
-void fold_adapter_into_weight(Backend& be, const Linear& l, float sign) {
-  // In fp32 whatever the GEMM precision (--dtype bf16 rounds GEMM inputs to
-  // 8 bits): folding B A out and back in must give W0 back to fp32 rounding.
-  const Precision training = be.precision();
-  be.set_precision(Precision::kFp32);
-  // W (out, in) += sign * s * B (out, r) @ A (r, in)
-  be.matmul(l.W->data, l.B->data, l.A->data, l.out, l.in, l.r, false, false, sign * l.s, 1.0f);
-  be.set_precision(training);
-}
 
 Llama::Llama(const LlamaConfig& c, const LoraOptions& lo, uint64_t seed, Backend& backend)
     : config(c), lora(lo), be(backend) {
@@ -130,24 +76,12 @@ Llama::Llama(const LlamaConfig& c, const LoraOptions& lo, uint64_t seed, Backend
   }
 
   // Initialise: every weight matrix ~ N(0, initializer_range), norms = 1.
+  // LoRA's A and B stay zero: the method that owns them draws them.
   for (Param& p : params.params) {
     if (p.rows == 1) {
       params.set(p, std::vector<float>(p.numel(), 1.0f));
     } else if (p.counter == StepCounter::kPerTensor) {
       fill_normal(params, p, seed, c.initializer_range);
-    }
-  }
-  for (Linear* l : linears()) {
-    if (l->r == 0) continue;
-    if (lo.init_lora_type == "origin_lora") {
-      // Kaiming-uniform A with a = sqrt(5) (bound sqrt(3) gain / sqrt(n), gain^2 = 1/3), B = 0:
-      // the product starts at zero, so W needs no correction.
-      fill_uniform(params, *l->A, seed, 1.0f / std::sqrt((float)l->in));
-    } else {
-      // SwitchLoRA's init: uniform with std sigma_A, sigma_B, then W = W0 - s B0 A0.
-      fill_uniform(params, *l->A, seed, std::sqrt(3.0f) * switchlora_sigma_A(l->out, l->in, l->r));
-      fill_uniform(params, *l->B, seed, std::sqrt(3.0f) * switchlora_sigma_B(l->out, l->in, l->r));
-      fold_adapter_into_weight(be, *l, -1.0f);
     }
   }
 }
@@ -156,6 +90,13 @@ std::vector<Linear*> Llama::linears() {
   std::vector<Linear*> out;
   for (Block& b : blocks)
     for (Linear* l : {&b.q, &b.k, &b.v, &b.o, &b.gate, &b.up, &b.down}) out.push_back(l);
+  return out;
+}
+
+std::vector<const Linear*> Llama::linears() const {
+  std::vector<const Linear*> out;
+  for (const Block& b : blocks)
+    for (const Linear* l : {&b.q, &b.k, &b.v, &b.o, &b.gate, &b.up, &b.down}) out.push_back(l);
   return out;
 }
 

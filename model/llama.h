@@ -54,8 +54,9 @@ struct BlockActs {
 class Llama {
  public:
   // Builds the parameters and draws them from seed: weights ~ N(0,
-  // initializer_range), norms = 1; LoRA adapters per lora.init_lora_type,
-  // with W = W0 - s B0 A0 so the model computes exactly W0 at step 0.
+  // initializer_range), norms = 1. With lora.use_lora, W is frozen and the
+  // adapters A, B are allocated as zeros: the method that owns them
+  // initialises them (model/lora.h, model/switchlora.h).
   // Everything (parameters, gradients, activations) lives in be's memory.
   Llama(const LlamaConfig& config, const LoraOptions& lora, uint64_t seed,
         Backend& be = cpu_backend());
@@ -71,6 +72,7 @@ class Llama {
   const float* logits() const { return logits_; }  // (B, T, V) of the last forward, backend memory
   std::vector<float> logits_host() const;           // the same, copied to the host
   std::vector<Linear*> linears();                   // all 7 L linear layers
+  std::vector<const Linear*> linears() const;
   size_t num_parameters() const;                    // trainable + frozen
 
   LlamaConfig config;
@@ -104,14 +106,5 @@ class Llama {
   float *d_res_, *d_ln_, *d_att_, *d_q_, *d_k_, *d_v_, *d_qr_, *d_kr_;
   float *d_gate_, *d_up_, *d_act_, *d_xa_, *d_logits_;
 };
-
-// sigma of SwitchLoRA's uniform init for a layer with m = out, n = in:
-//   sigma_A = ((sqrt(m) r) / n^{3/2})^{1/4} sqrt(gain)
-//   sigma_B = (r / sqrt(m n))^{1/4} sqrt(gain),   gain^2 = 1/3
-float switchlora_sigma_A(int out, int in, int r);
-float switchlora_sigma_B(int out, int in, int r);
-
-// W += sign * s B A, the adapter product folded into the frozen weight.
-void fold_adapter_into_weight(Backend& be, const Linear& l, float sign);
 
 }  // namespace switchlora

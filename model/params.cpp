@@ -1,6 +1,7 @@
 #include "model/params.h"
 
 #include "engine/error.h"
+#include "engine/rng.h"
 
 namespace switchlora {
 
@@ -56,6 +57,34 @@ std::vector<AdamTensor> ParamStore::adam_tensors() {
   for (Param& p : params)
     if (p.trainable) out.push_back({p.name, p.data, p.grad, p.rows, p.cols, p.counter, nullptr});
   return out;
+}
+
+namespace {
+
+uint64_t init_stream(const Param& p) {
+  uint64_t h = 0xCBF29CE484222325ull;
+  for (char c : p.name) h = (h ^ (uint8_t)c) * 0x100000001B3ull;
+  return hash64(kStreamInit, h, 0);
+}
+
+}  // namespace
+
+void fill_normal(ParamStore& ps, Param& p, uint64_t seed, float std) {
+  const uint64_t stream = init_stream(p);
+  std::vector<float> d(p.numel());
+  const int64_t n = (int64_t)p.numel();
+#pragma omp parallel for
+  for (int64_t i = 0; i < n; i++) d[i] = std * normal01(seed, stream, i);
+  ps.set(p, d);
+}
+
+void fill_uniform(ParamStore& ps, Param& p, uint64_t seed, float bound) {
+  const uint64_t stream = init_stream(p);
+  std::vector<float> d(p.numel());
+  const int64_t n = (int64_t)p.numel();
+#pragma omp parallel for
+  for (int64_t i = 0; i < n; i++) d[i] = bound * (2.0f * uniform01(seed, stream, i) - 1.0f);
+  ps.set(p, d);
 }
 
 }  // namespace switchlora

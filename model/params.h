@@ -50,4 +50,11 @@ struct ParamStore {
   std::vector<AdamTensor> adam_tensors();
 };
 
+// Random init on the host (the same numbers on every backend), copied to p.
+// The stream is keyed by p's name, so a weight draws the same values whatever
+// else the model holds: W0 of a LoRA model equals W of the full-rank model
+// built from the same seed.
+void fill_normal(ParamStore& ps, Param& p, uint64_t seed, float std);      // N(0, std^2)
+void fill_uniform(ParamStore& ps, Param& p, uint64_t seed, float bound);  // U(-bound, bound)
+
 }  // namespace switchlora

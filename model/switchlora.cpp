@@ -5,6 +5,7 @@
 
 #include "engine/error.h"
 #include "engine/rng.h"
+#include "model/lora.h"
 
 namespace switchlora {
 
@@ -33,8 +34,44 @@ void validate_switch_options(const SwitchOptions& o) {
     throw Error("--switch_descend_type must be exponential or Z, got \"" + o.switch_descend_type + "\"");
 }
 
-SwitchLora::SwitchLora(Llama& model, const SwitchOptions& opts) : opts_(opts), be_(model.be) {
-  validate_switch_options(opts_);
+namespace {
+
+// Each adapted layer's pools: P = min(in, out) vectors for A and for B,
+// U(+-sqrt(3) sigma) with SwitchLoRA's init std.
+std::vector<PoolShape> pool_shapes(Llama& model) {
+  std::vector<PoolShape> out;
+  for (const Linear* l : model.linears()) {
+    if (l->r == 0) throw Error("--switch_lora needs LoRA adapters (--lora_rank > 0)");
+    out.push_back({l->name, l->in, l->out, std::sqrt(3.0f) * switchlora_sigma_A(l->out, l->in, l->r),
+                   std::sqrt(3.0f) * switchlora_sigma_B(l->out, l->in, l->r)});
+  }
+  return out;
+}
+
+// The rows c, c+1, ..., c+k-1 (mod r) as at most two runs: f(slot, position, length).
+template <class F>
+void for_each_run(int c, int k, int r, F f) {
+  const int first = std::min(k, r - c);
+  if (first > 0) f(c, 0, first);
+  if (k > first) f(0, first, k - first);
+}
+
+// C (M, N) += alpha op(A) op(B) in fp32 whatever the training precision: a
+// switch must keep W + s B A to fp32 rounding.
+void exact_matmul(Backend& be, float* C, const float* A, const float* B, int M, int N, int K, bool transA,
+                  float alpha) {
+  const Precision training = be.precision();
+  be.set_precision(Precision::kFp32);
+  be.matmul(C, A, B, M, N, K, transA, false, alpha, 1.0f);
+  be.set_precision(training);
+}
+
+}  // namespace
+
+SwitchLora::SwitchLora(Llama& model, const SwitchOptions& opts)
+    : opts_((validate_switch_options(opts), opts)),
+      be_(model.be),
+      pools_(model.be, pool_shapes(model), opts.offload_candidates, opts.seed) {
   // interval(t) only grows with t, so checking t = 0 checks every step. Two
   // warm-up periods must fit in one interval, since A and B each freeze the other.
   if (interval(0) < 2.0 * opts_.adam_warm_step)
@@ -42,43 +79,16 @@ SwitchLora::SwitchLora(Llama& model, const SwitchOptions& opts) : opts_(opts), b
                 std::to_string(opts_.switch_lora_interval) + ") is less than 2 x --adam_warm_step " +
                 std::to_string(opts_.adam_warm_step));
   std::vector<Linear*> lins = model.linears();
-  if (lins.empty() || lins[0]->r == 0) throw Error("--switch_lora needs LoRA adapters (--lora_rank > 0)");
-
-  // Plan the pools in one buffer: per layer P rows for A, P columns for B.
-  size_t total = 0;
   int widest = 0;
-  for (Linear* l : lins) {
+  for (size_t li = 0; li < lins.size(); li++) {
+    Linear& l = *lins[li];
+    const int r = l.r, P = std::min(l.in, l.out);
+    widest = std::max({widest, l.in, l.out});
     SwitchLayer L;
-    L.lin = l;
-    L.pool = std::min(l->in, l->out);
-    layers_.push_back(L);
-    total += (size_t)L.pool * (l->in + l->out);
-    widest = std::max({widest, l->in, l->out});
-  }
-  candidates_ = Buffer<float>(be_, total, opts_.offload_candidates ? Buffer<float>::kHost : Buffer<float>::kBackend);
-  widest_ = (size_t)widest;
-  float* p = candidates_.data();
-  for (size_t li = 0; li < layers_.size(); li++) {
-    SwitchLayer& L = layers_[li];
-    Linear& l = *L.lin;
-    const int r = l.r, P = L.pool;
-    L.cand_A = p;
-    p += (size_t)P * l.in;
-    L.cand_B = p;
-    p += (size_t)P * l.out;
-    // Candidates ~ U(+-sqrt(3) sigma): the std of SwitchLoRA's init.
-    const float bA = std::sqrt(3.0f) * switchlora_sigma_A(l.out, l.in, r);
-    const float bB = std::sqrt(3.0f) * switchlora_sigma_B(l.out, l.in, r);
-    const uint64_t sA = (kStreamCandidates << 32) | (2 * li), sB = (kStreamCandidates << 32) | (2 * li + 1);
-    const int64_t nA = (int64_t)P * l.in, nB = (int64_t)P * l.out;
-    std::vector<float> init(std::max(nA, nB));
-#pragma omp parallel for
-    for (int64_t i = 0; i < nA; i++) init[i] = bA * (2.0f * uniform01(opts_.seed, sA, i) - 1.0f);
-    be_.copy_and_wait(L.cand_A, init.data(), nA * sizeof(float));  // init is reused below
-#pragma omp parallel for
-    for (int64_t i = 0; i < nB; i++) init[i] = bB * (2.0f * uniform01(opts_.seed, sB, i) - 1.0f);
-    be_.copy_and_wait(L.cand_B, init.data(), nB * sizeof(float));
-
+    L.lin = &l;
+    L.pool = P;
+    L.cand_A = pools_.vector((int)li, false, 0);
+    L.cand_B = pools_.vector((int)li, true, 0);
     // A holds candidates P-r .. P-1; B the same list rotated by r/2, so the
     // cursors (A at 0, B at r/2) both take candidate 0 first and never meet.
     L.held_A.resize(r);
@@ -94,15 +104,18 @@ SwitchLora::SwitchLora(Llama& model, const SwitchOptions& opts) : opts_(opts), b
     L.mask_A.assign(r, 0);
     L.mask_B.assign(r, 0);
 
-    // Replace the model's adapters by the pool vectors, keeping W + s B A = W0:
-    // undo the model's W = W0 - s B A, then redo it with the new A, B.
-    fold_adapter_into_weight(be_, l, +1.0f);
+    // The adapters' one init: A[i, :] = cand_A[held_A[i]], B[:, i] = cand_B[held_B[i]],
+    // then W = W0 - s B A so that W + s B A = W0.
     for (int i = 0; i < r; i++) {
-      copy_row(l.A->data + (size_t)i * l.in, L.cand_A + (size_t)L.held_A[i] * l.in, l.in);
-      copy_into_column(l.B->data, i, r, L.cand_B + (size_t)L.held_B[i] * l.out, l.out);
+      be_.copy(l.A->data + (size_t)i * l.in, pools_.vector((int)li, false, L.held_A[i]), l.in * sizeof(float));
+      be_.copy_2d(l.B->data + i, r * sizeof(float), pools_.vector((int)li, true, L.held_B[i]), sizeof(float),
+                  sizeof(float), l.out);
     }
-    fold_adapter_into_weight(be_, l, -1.0f);
+    merge_adapter(be_, l, -1.0f);
+    layers_.push_back(L);
   }
+  gather_ = Buffer<float>(be_, (size_t)widest * (lins.empty() ? 1 : lins[0]->r));
+  be_.synchronize();
 }
 
 void SwitchLora::attach(std::vector<AdamTensor>& params) {
@@ -144,45 +157,58 @@ int SwitchLora::planned_switches(int t, int layer) const {
   return whole + (u < k - whole ? 1 : 0);
 }
 
-// Switch row m.slot of A to candidate c (in backend memory):
-//   W += s B[:, slot] (A[slot, :] - c)       keeps W + s B A unchanged
-//   old = A[slot, :]                          written back to cand_A[m.old] later
-//   A[slot, :] = c;  freeze B[:, slot] and reset its Adam state
-void SwitchLora::switch_A(SwitchLayer& L, const SwitchMove& m, const float* c, float* old, AdamW& opt) {
+// Switch the k rows S = {c, ..., c+k-1} (mod r) of A, c = the first move's
+// slot, to the staged candidates C (k, in):
+//   W += s B[:, S] (A[S, :] - C)       keeps W + s B A unchanged
+//   outgoing = A[S, :]                 written back to the pool after the step
+//   A[S, :] = C;  freeze B[:, S] and reset its Adam state; A keeps its own
+void SwitchLora::switch_A_rows(SwitchLayer& L, const SwitchPlan& p, size_t first, int k, AdamW& opt) {
   Linear& l = *L.lin;
-  const int in = l.in;
-  float* a = l.A->data + (size_t)m.slot * in;
-  be_.switch_A_update(l.W->data, l.B->data, l.A->data, c, l.s, m.slot, l.out, in, l.r);
-  copy_row(old, a, in);
-  copy_row(a, c, in);
-  L.held_A[m.slot] = m.cand;
-  L.frozen_B[m.slot] = opts_.adam_warm_step;
-  opt.reset_vectors(L.optim_B, m.slot, m.slot + 1, !opts_.remain_switch_state, !opts_.remain_switch_step_state);
+  const int r = l.r, in = l.in, out = l.out;
+  float *C = pools_.incoming(first), *A_S = pools_.outgoing(first), *B_S = gather_.data();  // (k, in) (k, in) (out, k)
+  const size_t row = in * sizeof(float);
+  for_each_run(p.moves[first].slot, k, r, [&](int slot, int pos, int len) {
+    be_.copy(A_S + (size_t)pos * in, l.A->data + (size_t)slot * in, len * row);
+    be_.copy_2d(B_S + pos, k * sizeof(float), l.B->data + slot, r * sizeof(float), len * sizeof(float), out);
+  });
+  pools_.stage_redraws(p, first, k);
+  exact_matmul(be_, l.W->data, B_S, A_S, out, in, k, false, l.s);   // W += s B_S A_S
+  exact_matmul(be_, l.W->data, B_S, C, out, in, k, false, -l.s);    // W -= s B_S C
+  for_each_run(p.moves[first].slot, k, r, [&](int slot, int pos, int len) {
+    be_.copy(l.A->data + (size_t)slot * in, C + (size_t)pos * in, len * row);
+  });
+  for (int j = 0; j < k; j++) {
+    const SwitchMove& m = p.moves[first + j];
+    L.held_A[m.slot] = m.cand;
+    L.frozen_B[m.slot] = opts_.adam_warm_step;
+    opt.reset_vectors(L.optim_B, m.slot, m.slot + 1, !opts_.remain_switch_state, !opts_.remain_switch_step_state);
+  }
 }
 
-// Switch column m.slot of B to candidate c:
-//   W += s (B[:, slot] - c) A[slot, :]
-//   old = B[:, slot];  B[:, slot] = c;  freeze A[slot, :], reset its Adam state
-void SwitchLora::switch_B(SwitchLayer& L, const SwitchMove& m, const float* c, float* old, AdamW& opt) {
+// Switch the k columns S of B to the staged candidates C (k, out), one row
+// per column:
+//   W += s (B[:, S] - C^T) A[S, :]
+//   outgoing = B[:, S]^T;  B[:, S] = C^T;  freeze A[S, :] and reset its Adam state
+void SwitchLora::switch_B_columns(SwitchLayer& L, const SwitchPlan& p, size_t first, int k, AdamW& opt) {
   Linear& l = *L.lin;
-  const int out = l.out, r = l.r;
-  be_.switch_B_update(l.W->data, l.B->data, l.A->data, c, l.s, m.slot, out, l.in, r);
-  copy_from_column(old, l.B->data, m.slot, r, out);
-  copy_into_column(l.B->data, m.slot, r, c, out);
-  L.held_B[m.slot] = m.cand;
-  L.frozen_A[m.slot] = opts_.adam_warm_step;
-  opt.reset_vectors(L.optim_A, m.slot, m.slot + 1, !opts_.remain_switch_state, !opts_.remain_switch_step_state);
-}
-
-void SwitchLora::copy_row(float* dst, const float* src, int n) { be_.copy(dst, src, n * sizeof(float)); }
-
-// Column `col` of the row-major (n, r) matrix M, to or from a contiguous vector (n).
-void SwitchLora::copy_into_column(float* M, int col, int r, const float* v, int n) {
-  be_.copy_2d(M + col, r * sizeof(float), v, sizeof(float), sizeof(float), n);
-}
-
-void SwitchLora::copy_from_column(float* v, const float* M, int col, int r, int n) {
-  be_.copy_2d(v, sizeof(float), M + col, r * sizeof(float), sizeof(float), n);
+  const int r = l.r, in = l.in, out = l.out;
+  float *C = pools_.incoming(first), *B_S = pools_.outgoing(first), *A_S = gather_.data();  // (k, out) (k, out) (k, in)
+  const size_t f = sizeof(float);
+  for_each_run(p.moves[first].slot, k, r, [&](int slot, int pos, int len) {
+    be_.copy(A_S + (size_t)pos * in, l.A->data + (size_t)slot * in, len * in * f);
+  });
+  for (int j = 0; j < k; j++)  // column slot of B (out, r) -> row j of B_S
+    be_.copy_2d(B_S + (size_t)j * out, f, l.B->data + p.moves[first + j].slot, r * f, f, out);
+  pools_.stage_redraws(p, first, k);
+  exact_matmul(be_, l.W->data, B_S, A_S, out, in, k, true, l.s);   // W += s B_S^T A_S
+  exact_matmul(be_, l.W->data, C, A_S, out, in, k, true, -l.s);    // W -= s C^T A_S
+  for (int j = 0; j < k; j++) {
+    const SwitchMove& m = p.moves[first + j];
+    be_.copy_2d(l.B->data + m.slot, r * f, C + (size_t)j * out, f, f, out);
+    L.held_B[m.slot] = m.cand;
+    L.frozen_A[m.slot] = opts_.adam_warm_step;
+    opt.reset_vectors(L.optim_A, m.slot, m.slot + 1, !opts_.remain_switch_state, !opts_.remain_switch_step_state);
+  }
 }
 
 // Discontinuous mode: a uniform draw among the pool entries that no other
@@ -252,61 +278,33 @@ SwitchPlan SwitchLora::plan(int t) const {
   return p;
 }
 
-// Pool vector `index` of layer li: A's rows (in) or B's columns (out).
-float* SwitchLora::pool_vector(int li, bool B, int index) {
-  const SwitchLayer& L = layers_[li];
-  return B ? L.cand_B + (size_t)index * L.lin->out : L.cand_A + (size_t)index * L.lin->in;
-}
-
 void SwitchLora::prefetch(int t) {
   next_ = plan(t);
-  const size_t need = std::max<size_t>(1, next_.moves.size()) * widest_;
-  if (incoming_.size() < need) {
-    be_.synchronize();  // the old staging may still be in use
-    incoming_ = Buffer<float>(be_, need);
-    outgoing_ = Buffer<float>(be_, need);
-  }
-  // The last step's switches may still be reading the staging.
-  be_.side_waits_for_main();
-  for (size_t i = 0; i < next_.moves.size(); i++) {
-    const SwitchMove& m = next_.moves[i];
-    if (m.from >= 0) continue;
-    const Linear& l = *layers_[m.layer].lin;
-    be_.copy_side(incoming_.data() + i * widest_, pool_vector(m.layer, m.B, m.cand),
-                  (m.B ? l.out : l.in) * sizeof(float));
-  }
+  pools_.prefetch(next_);
 }
 
 int SwitchLora::switch_step(int t, AdamW& opt) {
   if (next_.step != t) prefetch(t);
   const SwitchPlan p = std::move(next_);
   next_ = SwitchPlan();
-  // The candidates have arrived, and the last write-backs have left `outgoing_`.
+  // The candidates have arrived, and the last write-backs have left the staging.
   be_.main_waits_for_side();
-  for (size_t i = 0; i < p.moves.size(); i++) {
-    const SwitchMove& m = p.moves[i];
-    const float* c = m.from >= 0 ? outgoing_.data() + m.from * widest_ : incoming_.data() + i * widest_;
-    float* old = outgoing_.data() + i * widest_;
-    if (m.B) switch_B(layers_[m.layer], m, c, old, opt);
-    else switch_A(layers_[m.layer], m, c, old, opt);
-  }
   int switched = 0;
+  size_t first = 0;  // the layer's first move: its k A rows, then its k B columns
   for (int li = 0; li < (int)layers_.size(); li++) {
     SwitchLayer& L = layers_[li];
-    L.cursor_A = mod(L.cursor_A + p.k[li], L.lin->r);
-    L.cursor_B = mod(L.cursor_B + p.k[li], L.lin->r);
+    const int k = p.k[li];
+    if (k > 0) {
+      switch_A_rows(L, p, first, k, opt);
+      switch_B_columns(L, p, first + k, k, opt);
+    }
+    first += 2 * (size_t)k;
+    L.cursor_A = mod(L.cursor_A + k, L.lin->r);
+    L.cursor_B = mod(L.cursor_B + k, L.lin->r);
     refresh_masks(L);
-    switched += 2 * p.k[li];
+    switched += 2 * k;
   }
-  // The trained vectors go back to their pool slots on the side queue, once
-  // the switches above have copied them out.
-  be_.side_waits_for_main();
-  for (size_t i = 0; i < p.moves.size(); i++) {
-    const SwitchMove& m = p.moves[i];
-    const Linear& l = *layers_[m.layer].lin;
-    be_.copy_side(pool_vector(m.layer, m.B, m.old), outgoing_.data() + i * widest_,
-                  (m.B ? l.out : l.in) * sizeof(float));
-  }
+  pools_.write_back(p);
   return switched;
 }
 
@@ -358,17 +356,6 @@ void SwitchLora::set_state(const nlohmann::json& j) {
     refresh_masks(L);
   }
   next_ = SwitchPlan();  // planned from the old state
-}
-
-std::vector<float> SwitchLora::candidates_host() const {
-  be_.synchronize();  // write-backs still on their way to the pool
-  return candidates_.to_host();
-}
-
-void SwitchLora::set_candidates(const std::vector<float>& values) {
-  be_.synchronize();  // a prefetch may still be reading the pool
-  candidates_.from_host(values);
-  next_ = SwitchPlan();
 }
 
 }  // namespace switchlora

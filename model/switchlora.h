@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "model/candidates.h"
 #include "model/llama.h"
 #include "optim/adamw.h"
 
@@ -41,42 +42,25 @@ struct SwitchOptions {
 // Throws switchlora::Error naming the flag for a bad option.
 void validate_switch_options(const SwitchOptions& o);
 
-// Per adapted layer: candidate pools and who holds what.
+// Per adapted layer: who holds what.
 struct SwitchLayer {
   Linear* lin = nullptr;
   int pool = 0;                      // P = min(out, in) candidates per pool
-  float* cand_A = nullptr;           // (P, in)  rows for A        } host or backend memory,
-  float* cand_B = nullptr;           // (P, out) columns for B,    } see offload_candidates
-                                     //          stored as rows
+  float* cand_A = nullptr;           // (P, in)  rows for A        } the layer's pools in
+  float* cand_B = nullptr;           // (P, out) columns for B,    } CandidatePools (host or
+                                     //          stored as rows    } backend memory)
   std::vector<int> held_A, held_B;   // (r) candidate slot each A row / B column came from
   int cursor_A = 0, cursor_B = 0;    // continuous mode: next slot to switch
   std::vector<int> frozen_A, frozen_B;  // (r) optimizer steps each vector stays frozen
   std::vector<uint8_t> mask_A, mask_B;  // (r) frozen_X > 0, read by the optimizer
-  int optim_A = -1, optim_B = -1;    // indices of A and B among the optimizer's params
-};
-
-// One vector switch: layer `layer`'s A row (B = false) or B column `slot`
-// takes pool vector `cand`, and its current vector goes back to pool slot
-// `old`. from >= 0: the incoming vector is the one move `from` of the same
-// step wrote back (it is not in the pool yet).
-struct SwitchMove {
-  int layer;
-  bool B;
-  int slot, cand, old;
-  int from;
-};
-
-// The switches of one step, in order, and each layer's k.
-struct SwitchPlan {
-  int step = -1;
-  std::vector<SwitchMove> moves;
-  std::vector<int> k;
+  int optim_A = -1, optim_B = -1;    // indices of A and B among the optimizer's tensors
 };
 
 class SwitchLora {
  public:
-  // Builds the candidate pools (own buffer), puts A = the last r candidates
-  // and B = the same list rotated by r/2, and sets W = W0 - s B A.
+  // Builds the candidate pools, initialises the adapters (the one init they
+  // get): A = the last r candidates, B = the same list rotated by r/2, and
+  // W = W0 - s B A, so the model still computes W0.
   SwitchLora(Llama& model, const SwitchOptions& opts);
 
   // Points the optimizer's A/B entries at the frozen masks; call once with
@@ -98,44 +82,41 @@ class SwitchLora {
   // step t-1's end_step(); switch_step(t) does it itself otherwise.
   void prefetch(int t);
   // Step t's switching (after clipping, before the optimizer): A then B for
-  // every layer, counterparts frozen and their Adam state reset in opt; the
-  // switched-out vectors go back to the pools on the side queue. Returns the
-  // number of vectors switched (A rows + B columns, all layers).
+  // every layer, each as one GEMM pair over the switched set, counterparts
+  // frozen and their Adam state reset in opt; the switched-out vectors go
+  // back to the pools on the side queue. Returns the number of vectors
+  // switched (A rows + B columns, all layers).
   int switch_step(int t, AdamW& opt);
   // Zero the gradients of frozen vectors (the optimizer also skips them).
   void zero_frozen_grads();
   // One optimizer step has passed: frozen counts go down by one.
   void end_step();
 
-  size_t num_candidates() const { return candidates_.size(); }
+  size_t num_candidates() const { return pools_.size(); }
   std::vector<SwitchLayer>& layers() { return layers_; }
+  const std::vector<SwitchLayer>& layers() const { return layers_; }
+  CandidatePools& pools() { return pools_; }
+  const CandidatePools& pools() const { return pools_; }
 
-  // Checkpoint: candidates as a blob (copied to or from the host), the rest as JSON.
-  std::vector<float> candidates_host() const;
-  void set_candidates(const std::vector<float>& values);
+  // Every pool on the host, for rank-sync hashes and tests.
+  std::vector<float> candidates_host() const { return pools_.all_host(); }
+  // Checkpoint: who holds what, as JSON (the pools are saved by name).
   nlohmann::json state() const;
   void set_state(const nlohmann::json& j);
 
  private:
-  void switch_A(SwitchLayer& L, const SwitchMove& m, const float* c, float* old, AdamW& opt);
-  void switch_B(SwitchLayer& L, const SwitchMove& m, const float* c, float* old, AdamW& opt);
-  float* pool_vector(int layer, bool B, int index);
+  void switch_A_rows(SwitchLayer& L, const SwitchPlan& p, size_t first, int k, AdamW& opt);
+  void switch_B_columns(SwitchLayer& L, const SwitchPlan& p, size_t first, int k, AdamW& opt);
   int draw_candidate(const SwitchLayer& L, const std::vector<int>& held, int slot,
                      uint64_t key) const;
   void refresh_masks(SwitchLayer& L);
-  void copy_row(float* dst, const float* src, int n);
-  void copy_into_column(float* M, int col, int r, const float* v, int n);
-  void copy_from_column(float* v, const float* M, int col, int r, int n);
 
   SwitchOptions opts_;
   Backend& be_;
-  Buffer<float> candidates_;  // every pool, one buffer (never all-reduced)
-  // Backend staging, one row of widest_ floats per move of a plan: the
-  // incoming candidates and the outgoing trained vectors.
-  Buffer<float> incoming_, outgoing_;
-  size_t widest_ = 0;         // max(in, out) over the layers
-  SwitchPlan next_;           // prefetched plan (step -1: none)
   std::vector<SwitchLayer> layers_;
+  CandidatePools pools_;
+  Buffer<float> gather_;      // (max(in, out), r): B[:, S] or A[S, :] for the switch GEMMs
+  SwitchPlan next_;           // prefetched plan (step -1: none)
 };
 
 }  // namespace switchlora

@@ -33,6 +33,7 @@
 #include "engine/backend.h"
 #include "engine/rng.h"
 #include "model/llama.h"
+#include "model/lora.h"
 #include "tests/tiny_config.h"
 #include "tools/trainer.h"
 
@@ -107,6 +108,10 @@ void check_model_parity(const LoraOptions& lora, Precision p, double tol) {
   Backend& gpu = backend_for("cuda");
   Llama cpu_model(config, lora, 42, cpu_backend());
   Llama gpu_model(config, lora, 42, gpu);
+  if (lora.use_lora) {
+    init_lora_adapters(cpu_model, 42);
+    init_lora_adapters(gpu_model, 42);
+  }
   // The init is drawn on the host from the seed, so both start from the
   // same values (up to the GEMM in LoRA's W = W0 - s B0 A0, done in fp32).
   CHECK(rel_l2(gpu_model.params.trainable.to_host(), cpu_model.params.trainable.to_host()) == 0.0);

@@ -12,6 +12,7 @@
 #include "engine/rng.h"
 #include "tests/tiny_config.h"
 #include "model/llama.h"
+#include "model/lora.h"
 
 using namespace switchlora;
 using switchlora::test::tiny_config;
@@ -91,6 +92,7 @@ TEST_CASE("LoRA model gradients match finite differences (grad), W gets none") {
   LlamaConfig c = tiny_config();
   LoraOptions lo{true, 4, 8.0f, "switchlora"};  // alpha 8: s = 2, so the adapters matter
   Llama m(c, lo, 1);
+  init_lora_adapters(m, 1);
   check_model_gradients(m, Batch(c.vocab_size, 3));
   for (Linear* l : m.linears()) CHECK(l->W->grad == nullptr);
 }
@@ -103,6 +105,7 @@ TEST_CASE("at init a LoRA model computes what the full-rank model computes") {
   std::vector<float> ref(full.logits(), full.logits() + (size_t)b.B * b.T * c.vocab_size);
   for (const char* init : {"switchlora", "origin_lora"}) {
     Llama lora(c, LoraOptions{true, 4, 8.0f, init}, 5);
+    init_lora_adapters(lora, 5);
     lora.forward(b.in.data(), nullptr, b.B, b.T);
     double err = 0, norm = 0;
     for (size_t i = 0; i < ref.size(); i++) {

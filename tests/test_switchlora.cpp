@@ -9,6 +9,7 @@
 #include "engine/error.h"
 #include "engine/rng.h"
 #include "tests/tiny_config.h"
+#include "model/lora.h"
 #include "model/switchlora.h"
 
 using namespace switchlora;

@@ -5,6 +5,7 @@
 #include "dist/sync_check.h"
 #include "engine/error.h"
 #include "model/export.h"
+#include "model/lora.h"
 
 namespace switchlora {
 
@@ -43,6 +44,8 @@ Trainer::Trainer(const TrainOptions& o, const LlamaConfig& config, Communicator&
   if (opts.switch_lora) {
     switcher = std::make_unique<SwitchLora>(model, opts.sw);
     switcher->attach(op);
+  } else if (opts.lora.use_lora) {
+    init_lora_adapters(model, (uint64_t)opts.seed);
   }
   AdamWConfig ac{opts.adam_beta1, opts.adam_beta2, opts.adam_eps, opts.weight_decay};
   optimizer = std::make_unique<AdamW>(ac, op, be);
@@ -120,7 +123,10 @@ void Trainer::save_state(Checkpoint& ck) const {
     ck.put(pre + ".step", optimizer->counters(i));
   }
   if (switcher) {
-    ck.put("candidates", switcher->candidates_host());
+    for (int li = 0; li < (int)switcher->layers().size(); li++)
+      for (bool B : {false, true})
+        ck.put(switcher->layers()[li].lin->name + (B ? ".lora_B" : ".lora_A") + ".candidates",
+               switcher->pools().host(li, B));
     ck.meta["switchlora"] = switcher->state();
   }
 }
@@ -141,9 +147,13 @@ void Trainer::load_state(const Checkpoint& ck, const std::string& path) {
   if (switcher) {
     if (!ck.meta.contains("switchlora"))
       throw Error(path + ": checkpoint was not trained with --switch_lora");
-    std::vector<float> candidates(switcher->num_candidates());
-    ck.get("candidates", candidates, path);
-    switcher->set_candidates(candidates);
+    for (int li = 0; li < (int)switcher->layers().size(); li++)
+      for (bool B : {false, true}) {
+        const std::string name = switcher->layers()[li].lin->name + (B ? ".lora_B" : ".lora_A") + ".candidates";
+        std::vector<float> values(switcher->pools().host(li, B).size());
+        ck.get(name, values, path);
+        switcher->pools().set(li, B, values, path);
+      }
     switcher->set_state(ck.meta["switchlora"]);
   }
   step_ = ck.meta["step"].get<int>();

@@ -200,15 +200,5 @@ void CpuBackend::scale(float* x, float a, size_t n) {
   Open o(*this, {x});
   cpu::scale(x, a, n);
 }
-void CpuBackend::switch_A_update(float* W, const float* B, const float* A, const float* c,
-                                 float s, int slot, int out, int in, int r) {
-  Open o(*this, {W, B, A, c});
-  cpu::switch_A_update(W, B, A, c, s, slot, out, in, r);
-}
-void CpuBackend::switch_B_update(float* W, const float* B, const float* A, const float* c,
-                                 float s, int slot, int out, int in, int r) {
-  Open o(*this, {W, B, A, c});
-  cpu::switch_B_update(W, B, A, c, s, slot, out, in, r);
-}
 
 }  // namespace switchlora

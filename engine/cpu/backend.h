@@ -81,10 +81,6 @@ class CpuBackend : public Backend {
                     float beta1, float beta2, float eps, float weight_decay) override;
   double sum_squares(const float* x, size_t n) override;
   void scale(float* x, float a, size_t n) override;
-  void switch_A_update(float* W, const float* B, const float* A, const float* c, float s,
-                       int slot, int out, int in, int r) override;
-  void switch_B_update(float* W, const float* B, const float* A, const float* c, float s,
-                       int slot, int out, int in, int r) override;
 
  private:
   // Opens every protected region for the lifetime of one backend call;

@@ -200,14 +200,6 @@ class CudaBackend : public Backend {
   }
   double sum_squares(const float* x, size_t n) override { return cuda::sum_squares(x, n); }
   void scale(float* x, float a, size_t n) override { cuda::scale(x, a, n); }
-  void switch_A_update(float* W, const float* B, const float* A, const float* c, float s,
-                       int slot, int out, int in, int r) override {
-    cuda::switch_A_update(W, B, A, c, s, slot, out, in, r);
-  }
-  void switch_B_update(float* W, const float* B, const float* A, const float* c, float s,
-                       int slot, int out, int in, int r) override {
-    cuda::switch_B_update(W, B, A, c, s, slot, out, in, r);
-  }
 
  private:
   int device_ = 0;

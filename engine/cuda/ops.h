@@ -103,14 +103,4 @@ double sum_squares(const float* x, size_t n);
 // x *= a   (n) elements
 void scale(float* x, float a, size_t n);
 
-// The SwitchLoRA W correction of switching row `slot` of A (r, in) to candidate c (in),
-// with W (out, in) and B (out, r):
-//   W += s * B[:, slot] (A[slot, :] - c)      keeps W + s B A unchanged
-void switch_A_update(float* W, const float* B, const float* A, const float* c, float s,
-                     int slot, int out, int in, int r);
-// Switching column `slot` of B to candidate c (out):
-//   W += s * (B[:, slot] - c) A[slot, :]
-void switch_B_update(float* W, const float* B, const float* A, const float* c, float s,
-                     int slot, int out, int in, int r);
-
 }  // namespace switchlora::cuda

@@ -1,0 +1,39 @@
+#include "model/lora.h"
+
+#include <cmath>
+
+namespace switchlora {
+
+float switchlora_sigma_A(int out, int in, int r) {
+  const double gain = std::sqrt(1.0 / 3.0);
+  return (float)(std::pow(std::sqrt((double)out) * r / std::pow((double)in, 1.5), 0.25) * std::sqrt(gain));
+}
+
+float switchlora_sigma_B(int out, int in, int r) {
+  const double gain = std::sqrt(1.0 / 3.0);
+  return (float)(std::pow((double)r / std::sqrt((double)out * in), 0.25) * std::sqrt(gain));
+}
+
+void merge_adapter(Backend& be, const Linear& l, float sign, float* W) {
+  const Precision training = be.precision();
+  be.set_precision(Precision::kFp32);
+  // W (out, in) += sign * s * B (out, r) @ A (r, in)
+  be.matmul(W ? W : l.W->data, l.B->data, l.A->data, l.out, l.in, l.r, false, false, sign * l.s, 1.0f);
+  be.set_precision(training);
+}
+
+void init_lora_adapters(Llama& model, uint64_t seed) {
+  for (Linear* l : model.linears()) {
+    if (l->r == 0) continue;
+    if (model.lora.init_lora_type == "origin_lora") {
+      fill_uniform(model.params, *l->A, seed, 1.0f / std::sqrt((float)l->in));
+      model.params.set(*l->B, std::vector<float>(l->B->numel(), 0.0f));
+    } else {
+      fill_uniform(model.params, *l->A, seed, std::sqrt(3.0f) * switchlora_sigma_A(l->out, l->in, l->r));
+      fill_uniform(model.params, *l->B, seed, std::sqrt(3.0f) * switchlora_sigma_B(l->out, l->in, l->r));
+      merge_adapter(model.be, *l, -1.0f);
+    }
+  }
+}
+
+}  // namespace switchlora
