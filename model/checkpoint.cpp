@@ -14,10 +14,10 @@ namespace switchlora {
 namespace {
 
 const char kMagic[8] = {'S', 'L', 'C', 'K', 'P', 'T', 0, 0};
-const uint32_t kVersion = 1;
+const uint32_t kVersion = 2;  // 1: flat "trainable"/"frozen"/"adam_m" blobs, header unchecked
 
-uint64_t fnv1a(const std::vector<char>& b, uint64_t h) {
-  for (char c : b) h = (h ^ (uint8_t)c) * 0x100000001B3ull;
+uint64_t fnv1a(const char* p, size_t n, uint64_t h) {
+  for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)p[i]) * 0x100000001B3ull;
   return h;
 }
 
@@ -38,20 +38,21 @@ void Checkpoint::check_size(const std::string& name, size_t got, size_t want, co
 
 void save_checkpoint(const std::string& path, const Checkpoint& ck) {
   nlohmann::json header = {{"meta", ck.meta}, {"blobs", nlohmann::json::array()}};
-  uint64_t offset = 0, hash = 0xCBF29CE484222325ull;
+  uint64_t offset = 0;
   for (const auto& [name, b] : ck.blobs) {
     header["blobs"].push_back({{"name", name}, {"bytes", b.size()}, {"offset", offset}});
     offset += b.size();
-    hash = fnv1a(b, hash);
   }
-  header["fnv1a"] = hash;
   const std::string h = header.dump();
+  // The checksum covers the header as written, then every blob.
+  uint64_t hash = fnv1a(h.data(), h.size(), 0xCBF29CE484222325ull);
+  for (const auto& [name, b] : ck.blobs) hash = fnv1a(b.data(), b.size(), hash);
   const uint32_t v[2] = {kVersion, 0};
-  const uint64_t hlen = h.size();
+  const uint64_t lengths[2] = {h.size(), hash};
   // Streamed into the temporary file: a checkpoint is never held twice in memory.
   write_file_atomic(path, [&](FILE* f) {
     bool ok = std::fwrite(kMagic, 1, 8, f) == 8 && std::fwrite(v, 4, 2, f) == 2 &&
-              std::fwrite(&hlen, 8, 1, f) == 1 && std::fwrite(h.data(), 1, h.size(), f) == h.size();
+              std::fwrite(lengths, 8, 2, f) == 2 && std::fwrite(h.data(), 1, h.size(), f) == h.size();
     for (const auto& [name, b] : ck.blobs) ok = ok && std::fwrite(b.data(), 1, b.size(), f) == b.size();
     return ok;
   });
@@ -62,17 +63,22 @@ Checkpoint load_checkpoint(const std::string& path) {
   if (!f) throw Error(path + ": cannot open checkpoint");
   char magic[8];
   uint32_t v[2];
-  uint64_t hlen = 0;
+  uint64_t lengths[2] = {0, 0};
   f.read(magic, 8);
   f.read(reinterpret_cast<char*>(v), 8);
-  f.read(reinterpret_cast<char*>(&hlen), 8);
   if (!f || std::memcmp(magic, kMagic, 8) != 0) throw Error(path + ": not a switchlora checkpoint (bad magic)");
+  if (v[0] == 1)
+    throw Error(path + ": checkpoint version 1 predates the named-tensor format (version 2) and cannot be "
+                       "loaded by this build; retrain, or load it with a switchlora from before December 2026");
   if (v[0] != kVersion)
     throw Error(path + ": checkpoint version " + std::to_string(v[0]) + ", expected " + std::to_string(kVersion));
-  if (hlen > (1ull << 32)) throw Error(path + ": corrupt checkpoint header length");
+  f.read(reinterpret_cast<char*>(lengths), 16);
+  const uint64_t hlen = lengths[0], expected = lengths[1];
+  if (!f || hlen > (1ull << 32)) throw Error(path + ": corrupt checkpoint header length");
   std::string h(hlen, '\0');
   f.read(h.data(), (std::streamsize)hlen);
   if (!f) throw Error(path + ": truncated checkpoint header");
+  uint64_t hash = fnv1a(h.data(), h.size(), 0xCBF29CE484222325ull);
   nlohmann::json header;
   try {
     header = nlohmann::json::parse(h);
@@ -80,16 +86,22 @@ Checkpoint load_checkpoint(const std::string& path) {
     throw Error(path + ": corrupt checkpoint header: " + e.what());
   }
   Checkpoint ck;
-  ck.meta = header["meta"];
-  uint64_t hash = 0xCBF29CE484222325ull;
-  for (const auto& b : header["blobs"]) {
-    std::vector<char>& data = ck.blobs[b["name"].get<std::string>()];
-    data.resize(b["bytes"].get<uint64_t>());
-    f.read(data.data(), (std::streamsize)data.size());
-    if (!f) throw Error(path + ": truncated checkpoint (section \"" + b["name"].get<std::string>() + "\")");
-    hash = fnv1a(data, hash);
+  try {
+    ck.meta = header.at("meta");
+    for (const auto& b : header.at("blobs")) {
+      const std::string name = b.at("name").get<std::string>();
+      const uint64_t bytes = b.at("bytes").get<uint64_t>();
+      if (bytes > (1ull << 40)) throw Error(path + ": corrupt checkpoint (section \"" + name + "\" size)");
+      std::vector<char>& data = ck.blobs[name];
+      data.resize(bytes);
+      f.read(data.data(), (std::streamsize)data.size());
+      if (!f) throw Error(path + ": truncated checkpoint (section \"" + name + "\")");
+      hash = fnv1a(data.data(), data.size(), hash);
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(path + ": corrupt checkpoint header: " + e.what());
   }
-  if (hash != header["fnv1a"].get<uint64_t>()) throw Error(path + ": checkpoint checksum mismatch (corrupt file)");
+  if (hash != expected) throw Error(path + ": checkpoint checksum mismatch (corrupt file)");
   return ck;
 }
 

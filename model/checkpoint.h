@@ -1,12 +1,17 @@
 // Checkpoint files: a JSON header and named binary blobs, written atomically.
 //
-//   "SLCKPT\0\0" (8 bytes) | uint32 version = 1 | uint32 0 | uint64 header bytes
-//   header: JSON {"meta": {...}, "blobs": [{"name", "bytes", "offset"}...], "fnv1a": ...}
+//   "SLCKPT\0\0" (8 bytes) | uint32 version = 2 | uint32 0 | uint64 header bytes
+//   | uint64 FNV-1a checksum of the header bytes, then of every blob
+//   header: JSON {"meta": {...}, "blobs": [{"name", "bytes", "offset"}...]}
 //   blob bytes, back to back
 //
-// The trainer decides what goes in (model, optimizer, SwitchLoRA state, step,
-// data position); this file only knows how to store it safely. A checksum of
-// every blob catches truncated or corrupted files.
+// The trainer decides what goes in: one blob per tensor under its HF name
+// (model.layers.3.self_attn.q_proj.weight, ...lora_A.weight), the
+// optimizer's state as optimizer.<tensor>.exp_avg / .exp_avg_sq / .step,
+// SwitchLoRA's pools as <layer>.lora_A.candidates / .lora_B.candidates, and
+// step, data position and method state in the header; this file only knows
+// how to store it safely. A checksum over the header and every blob catches
+// truncated, corrupted or edited files.
 #pragma once
 #include <cstdint>
 #include <map>

@@ -20,7 +20,8 @@
 #include "engine/rng.h"
 #include "model/export.h"
 #include "tests/tiny_config.h"
-#include "tools/trainer.h"
+#include "train/switchlora_method.h"
+#include "train/trainer.h"
 
 using namespace switchlora;
 
@@ -60,7 +61,7 @@ Outcome run_on(Backend& be, const std::string& method, bool offload) {
   o.lr = 2e-2f;
   o.num_training_steps = 8;
   if (method != "full") o.lora = {true, 4, 1.0f, "switchlora"};
-  o.switch_lora = method == "switchlora";
+  o.method = method;
   o.sw.switch_lora_interval = 2;
   o.sw.adam_warm_step = 1;
   o.sw.num_training_steps = o.num_training_steps;
@@ -82,7 +83,7 @@ Outcome run_on(Backend& be, const std::string& method, bool offload) {
   for (int s = 0; s < 6; s++) {
     const StepStats st = first.train_step(batch);
     out.losses.push_back(st.loss);
-    out.switched.push_back(st.switched);
+    out.switched.push_back(st.method.value("switched", 0));
   }
   first.check_in_sync("in the test");
   Checkpoint ck;
@@ -92,12 +93,12 @@ Outcome run_on(Backend& be, const std::string& method, bool offload) {
   for (int s = 0; s < 2; s++) {
     const StepStats st = second.train_step(batch);
     out.losses.push_back(st.loss);
-    out.switched.push_back(st.switched);
+    out.switched.push_back(st.method.value("switched", 0));
   }
   out.losses.push_back(second.evaluate(batch, 2));
   out.trainable = second.model.params.trainable.to_host();
   out.frozen = second.model.params.frozen.to_host();
-  if (second.switcher) out.candidates = second.switcher->candidates_host();
+  if (SwitchLora* sw = find_switcher(*second.method)) out.candidates = sw->candidates_host();
   out.exported = merged_tensors(second.model);
   std::vector<int32_t> in(16), tg(16);
   batch(in.data(), tg.data());

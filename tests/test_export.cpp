@@ -22,7 +22,7 @@
 #include "engine/rng.h"
 #include "model/export.h"
 #include "tests/reference/harness.h"
-#include "tools/trainer.h"
+#include "train/trainer.h"
 
 using namespace switchlora;
 namespace fs = std::filesystem;
@@ -89,7 +89,7 @@ struct Run {
     o.lr = 3e-2f;
     o.num_training_steps = 3;
     o.lora = {true, 4, 2.0f, "switchlora"};
-    o.switch_lora = true;
+    o.method = "switchlora";
     o.sw.switch_lora_interval = 4;
     o.sw.adam_warm_step = 1;
     o.sw.num_training_steps = 3;

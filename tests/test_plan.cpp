@@ -1,4 +1,4 @@
-// switchlora plan (tools/plan.h, tools/cmd_plan.cpp): counts by hand for 1B,
+// switchlora plan (train/plan.h, tools/cmd_plan.cpp): counts by hand for 1B,
 // agreement with the parameters the model really builds, the memory formulas,
 // and the CLI against what `train` reports at start.
 #include <doctest/doctest.h>
@@ -8,7 +8,7 @@
 #include "dist_cli.h"
 #include "model/llama.h"
 #include "model/switchlora.h"
-#include "tools/plan.h"
+#include "train/plan.h"
 
 using namespace switchlora;
 
@@ -46,22 +46,22 @@ TEST_CASE("plan counts for llama_1b at rank 512 match the hand count and cut com
   // Candidates per block: min(in, out) (in + out): 4 x 2048 x 4096 + 3 x 2048 x 7509 = 79,689,728.
   const size_t candidates = 24ull * 79689728ull;
 
-  const ParamCounts full = count_parameters(c, Method::kFullRank, 512);
+  const ParamCounts full = count_parameters(c, "full", 512);
   CHECK(full.trainable == always + W);
   CHECK(full.trainable == 1339492352ull);
   CHECK(full.frozen == 0);
   CHECK(full.candidates == 0);
-  const ParamCounts sw = count_parameters(c, Method::kSwitchLora, 512);
+  const ParamCounts sw = count_parameters(c, "switchlora", 512);
   CHECK(sw.trainable == always + adapters);
   CHECK(sw.trainable == 609720320ull);
   CHECK(sw.frozen == W);
   CHECK(sw.candidates == candidates);
   CHECK(sw.candidates == 1912553472ull);
   CHECK(sw.total() == 1817630720ull);
-  const ParamCounts lora = count_parameters(c, Method::kLora, 512);
+  const ParamCounts lora = count_parameters(c, "lora", 512);
   CHECK(lora.trainable == sw.trainable);
   CHECK(lora.candidates == 0);
-  const ParamCounts galore = count_parameters(c, Method::kGalore, 512);
+  const ParamCounts galore = count_parameters(c, "galore", 512);
   CHECK(galore.trainable == full.trainable);
   // The paper: 54% less communication than full rank for 1.3B at rank 512.
   const double cut = 1.0 - (double)sw.trainable / full.trainable;
@@ -91,14 +91,14 @@ TEST_CASE("plan counts agree with the parameters Llama and SwitchLora allocate")
                         {small_config(48, 40, 4, 1, 77), 5},
                         {small_config(36, 100, 3, 3, 131), 1}};
   for (const Case& k : cases) {
-    for (Method m : {Method::kFullRank, Method::kLora, Method::kSwitchLora}) {
-      INFO("C=", k.c.hidden_size, " I=", k.c.intermediate_size, " method ", method_name(m));
+    for (std::string m : {"full", "lora", "switchlora"}) {
+      INFO("C=", k.c.hidden_size, " I=", k.c.intermediate_size, " method ", m);
       LoraOptions lo;
-      lo.use_lora = m != Method::kFullRank;
+      lo.use_lora = m != "full";
       lo.lora_rank = lo.use_lora ? k.r : 0;
       Llama model(k.c, lo, 1);
       size_t candidates = 0;
-      if (m == Method::kSwitchLora) candidates = SwitchLora(model, SwitchOptions{}).num_candidates();
+      if (m == "switchlora") candidates = SwitchLora(model, SwitchOptions{}).num_candidates();
       const ParamCounts n = count_parameters(k.c, m, k.r);
       CHECK(n.trainable == model.params.num_trainable());
       CHECK(n.frozen == model.params.num_frozen());
@@ -111,14 +111,14 @@ TEST_CASE("plan counts agree with the parameters Llama and SwitchLora allocate")
 TEST_CASE("plan memory: bytes per value times the counts, GaLore's projected state, the activation arena") {
   const LlamaConfig c = small_config(64, 176, 4, 2, 300);
   const int r = 8, B = 2, T = 16;
-  const ParamCounts n = count_parameters(c, Method::kSwitchLora, r);
-  const MemoryPlan host = plan_memory(c, Method::kSwitchLora, r, B, T, 2, false);
+  const ParamCounts n = count_parameters(c, "switchlora", r);
+  const MemoryPlan host = plan_memory(c, "switchlora", r, B, T, 2, false);
   CHECK(host.weights == 2.0 * n.total());
   CHECK(host.gradients == 2.0 * n.trainable);
   CHECK(host.optimizer == 4.0 * n.trainable);  // two moments
   CHECK(host.candidates_host == 2.0 * n.candidates);
   CHECK(host.candidates_device == 0);
-  const MemoryPlan dev = plan_memory(c, Method::kSwitchLora, r, B, T, 2, true);
+  const MemoryPlan dev = plan_memory(c, "switchlora", r, B, T, 2, true);
   CHECK(dev.candidates_device == 2.0 * n.candidates);
   CHECK(dev.device() == host.device() + 2.0 * n.candidates);
 
@@ -131,7 +131,7 @@ TEST_CASE("plan memory: bytes per value times the counts, GaLore's projected sta
   // GaLore at r = 8: per block q,k,v,o (64 x 64) hold r (2 x 64 + 64) = 1536 each,
   // gate, up, down (64, 176) hold r (2 x 176 + 64) = 3328 each: 16128 per block;
   // embeddings, lm_head and norms keep two moments: 2 (2 x 300 x 64 + 5 x 64) = 77440.
-  const MemoryPlan g = plan_memory(c, Method::kGalore, r, B, T, 4, false);
+  const MemoryPlan g = plan_memory(c, "galore", r, B, T, 4, false);
   CHECK(g.optimizer == 4.0 * (2 * 16128 + 77440));
 }
 

@@ -32,7 +32,8 @@
 #include "engine/rng.h"
 #include "model/export.h"
 #include "tests/reference/harness.h"
-#include "tools/trainer.h"
+#include "train/switchlora_method.h"
+#include "train/trainer.h"
 
 using namespace switchlora;
 
@@ -55,9 +56,9 @@ LlamaConfig tiny_config() {
   return c;
 }
 
-enum class Method { kFull, kLora, kSwitch, kSwitchDiscontinuous };
+enum class Kind { kFull, kLora, kSwitch, kSwitchDiscontinuous };
 
-TrainOptions options(Method m) {
+TrainOptions options(Kind m) {
   TrainOptions o;
   o.batch_size = o.total_batch_size = kB;
   o.max_length = kT;
@@ -66,12 +67,12 @@ TrainOptions options(Method m) {
   o.num_training_steps = kSteps;
   o.clip_grad_norm = 1.0f;
   o.seed = 7;
-  o.lora = {m != Method::kFull, kRank, kAlpha, "switchlora"};
-  o.switch_lora = m == Method::kSwitch || m == Method::kSwitchDiscontinuous;
+  o.lora = {m != Kind::kFull, kRank, kAlpha, "switchlora"};
+  o.method = m == Kind::kSwitch || m == Kind::kSwitchDiscontinuous ? "switchlora" : m == Kind::kFull ? "full" : "lora";
   o.sw.switch_lora_interval = 5;
   o.sw.fix_switch_lora_interval = true;
   o.sw.adam_warm_step = kWarm;
-  o.sw.discontinuous_switch = m == Method::kSwitchDiscontinuous;
+  o.sw.discontinuous_switch = m == Kind::kSwitchDiscontinuous;
   o.sw.num_training_steps = kSteps;
   o.sw.seed = 7;
   return o;
@@ -129,7 +130,7 @@ bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
 // order so the test can look between the switch and the optimizer step; a
 // twin Trainer runs train_step itself on the same batches and must agree bit
 // for bit, so this is the trainer's order, not a copy that could drift.
-EngineRun run_engine(Method m, const std::vector<int32_t>& in, const std::vector<int32_t>& tg,
+EngineRun run_engine(Kind m, const std::vector<int32_t>& in, const std::vector<int32_t>& tg,
                      const std::string& weights_path) {
   SingleProcess comm;
   const TrainOptions o = options(m);
@@ -157,13 +158,14 @@ EngineRun run_engine(Method m, const std::vector<int32_t>& in, const std::vector
     model.backward(1.0f);
     const float norm = clip_grad_norm(grads, model.params.num_trainable(), o.clip_grad_norm);
     int switched = 0;
-    if (tr.switcher) {
-      switched = tr.switcher->switch_step(t, *tr.optimizer);
-      CHECK(record_switches(*tr.switcher, t, r.plan) == switched);
-      tr.switcher->zero_frozen_grads();
+    SwitchLora* sw = find_switcher(*tr.method);
+    if (sw) {
+      switched = sw->switch_step(t, tr.method->optimizer());
+      CHECK(record_switches(*sw, t, r.plan) == switched);
+      sw->zero_frozen_grads();
     }
-    tr.optimizer->step(lr_at(tr.schedule, t));
-    if (tr.switcher) tr.switcher->end_step();
+    tr.method->optimizer().step(lr_at(tr.schedule, t));
+    if (sw) sw->end_step();
     r.losses.push_back(loss);
     r.grad_norms.push_back(norm);
     r.switched += switched;
@@ -171,10 +173,10 @@ EngineRun run_engine(Method m, const std::vector<int32_t>& in, const std::vector
     const StepStats s = twin.train_step(batch);
     CHECK(s.loss == loss);
     CHECK(s.grad_norm == norm);
-    CHECK(s.switched == switched);
+    CHECK(s.method.value("switched", 0) == switched);
     CHECK(same_bits(twin.model.params.trainable.to_host(), model.params.trainable.to_host()));
     CHECK(same_bits(twin.model.params.frozen.to_host(), model.params.frozen.to_host()));
-    if (tr.switcher) CHECK(same_bits(twin.switcher->candidates_host(), tr.switcher->candidates_host()));
+    if (sw) CHECK(same_bits(find_switcher(*twin.method)->candidates_host(), sw->candidates_host()));
   }
   r.finals = model_tensors(model);
   return r;
@@ -189,7 +191,7 @@ const NamedTensor& by_name(const std::vector<NamedTensor>& ts, const std::string
   return *found;
 }
 
-void compare_with_reference(Method m, const std::string& what) {
+void compare_with_reference(Kind m, const std::string& what) {
   test::require_torch();
   const std::string dir = test::fresh_dir("ref_" + what);
   const LlamaConfig config = tiny_config();
@@ -260,14 +262,14 @@ void compare_with_reference(Method m, const std::string& what) {
     final_err = std::max(final_err, err);
     // SwitchLoRA's frozen W moves only through switches: it must have moved
     // far more than the tolerance, so the comparison above can fail.
-    const bool switched_w = (m == Method::kSwitch || m == Method::kSwitchDiscontinuous) &&
+    const bool switched_w = (m == Kind::kSwitch || m == Kind::kSwitchDiscontinuous) &&
                             p.name.ends_with("_proj.weight");
     if (switched_w) {
       const double moved = test::rel_err(p.data, e.initial[i].data);
       CHECK_MESSAGE(moved > 100 * kTol, what << ": " << p.name << " moved only " << moved);
     }
   }
-  if (m == Method::kSwitch || m == Method::kSwitchDiscontinuous)
+  if (m == Kind::kSwitch || m == Kind::kSwitchDiscontinuous)
     CHECK_MESSAGE(e.switched >= 2 * kSteps, what << ": only " << e.switched << " switches in " << kSteps << " steps");
   MESSAGE(what << ": max errors vs float64 reference: logits " << logits_err << ", loss " << loss_err
                << ", gradients " << grad_err << ", losses " << traj_err << ", grad norms " << norm_err
@@ -278,17 +280,17 @@ void compare_with_reference(Method m, const std::string& what) {
 }  // namespace
 
 TEST_CASE("full-rank: logits, loss, gradients and 10 steps match the float64 PyTorch reference") {
-  compare_with_reference(Method::kFull, "full-rank");
+  compare_with_reference(Kind::kFull, "full-rank");
 }
 
 TEST_CASE("LoRA: logits, loss, adapter gradients and 10 steps (frozen W) match the reference") {
-  compare_with_reference(Method::kLora, "lora");
+  compare_with_reference(Kind::kLora, "lora");
 }
 
 TEST_CASE("SwitchLoRA: 10 steps with switches, freezing and Adam resets match the reference") {
-  compare_with_reference(Method::kSwitch, "switchlora");
+  compare_with_reference(Kind::kSwitch, "switchlora");
 }
 
 TEST_CASE("SwitchLoRA, discontinuous draws: 10 steps match the reference") {
-  compare_with_reference(Method::kSwitchDiscontinuous, "switchlora_discontinuous");
+  compare_with_reference(Kind::kSwitchDiscontinuous, "switchlora_discontinuous");
 }

@@ -12,8 +12,8 @@
 #include "engine/error.h"
 #include "engine/rng.h"
 #include "tools/commands.h"
-#include "tools/flags.h"
-#include "tools/trainer.h"
+#include "train/flags.h"
+#include "train/trainer.h"
 
 namespace switchlora {
 

@@ -5,8 +5,8 @@
 #include "data/loader.h"
 #include "engine/error.h"
 #include "tools/commands.h"
-#include "tools/flags.h"
-#include "tools/trainer.h"
+#include "train/flags.h"
+#include "train/trainer.h"
 
 namespace switchlora {
 

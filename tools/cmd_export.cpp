@@ -5,8 +5,8 @@
 #include "engine/error.h"
 #include "model/export.h"
 #include "tools/commands.h"
-#include "tools/flags.h"
-#include "tools/trainer.h"
+#include "train/flags.h"
+#include "train/trainer.h"
 
 namespace switchlora {
 

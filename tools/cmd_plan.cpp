@@ -8,8 +8,9 @@
 
 #include "engine/error.h"
 #include "tools/commands.h"
-#include "tools/flags.h"
-#include "tools/plan.h"
+#include "train/flags.h"
+#include "train/options.h"
+#include "train/plan.h"
 
 namespace switchlora {
 
@@ -35,9 +36,8 @@ int cmd_plan(int argc, char** argv) {
   Flags f(argc, argv, "plan", "Parameter counts, all-reduce bytes per step and memory, for full rank and a method.");
   const std::string path = f.get_string("model_config", "", "model config JSON, e.g. configs/llama_1b.json");
   const int vocab_size = f.get_int("vocab_size", 0, "vocabulary size; 0 = the config's");
-  const bool use_lora = f.get_bool("use_lora", "LoRA: frozen W, trainable A, B");
-  const bool switch_lora = f.get_bool("switch_lora", "SwitchLoRA: LoRA plus candidate pools");
-  const bool galore = f.get_bool("galore", "GaLore: full-rank weights, Adam on rank-r gradient projections");
+  std::string method = read_method(f);
+  const bool galore = f.get_bool("galore", "= --method galore: full-rank weights, Adam on rank-r gradient projections");
   const int r = f.get_int("lora_rank", 128, "LoRA rank r (GaLore: the projection rank)");
   const int B = f.get_int("batch_size", 8, "sequences per micro-batch per rank");
   const int T = f.get_int("max_length", 256, "sequence length T");
@@ -47,13 +47,12 @@ int cmd_plan(int argc, char** argv) {
   if (f.finish()) return 0;
 
   if (path.empty()) throw Error("--model_config is required (e.g. configs/llama_1b.json)");
-  if ((int)use_lora + (int)switch_lora + (int)galore > 1)
-    throw Error("choose one of --use_lora, --switch_lora, --galore");
-  const Method m = switch_lora ? Method::kSwitchLora : use_lora ? Method::kLora
-                   : galore    ? Method::kGalore     : Method::kFullRank;
-  if (m == Method::kFullRank && f.has("lora_rank")) throw Error("--lora_rank needs --use_lora, --switch_lora or --galore");
+  if (galore && method != "full") throw Error("choose one of --use_lora, --switch_lora, --galore");
+  if (galore) method = "galore";
+  const std::string m = method;
+  if (m == "full" && f.has("lora_rank")) throw Error("--lora_rank needs --use_lora, --switch_lora or --galore");
   if (storage != "fp32" && storage != "bf16") throw Error("--storage must be fp32 or bf16, got \"" + storage + "\"");
-  if (on_device && !switch_lora) throw Error("--no_offload_candidates needs --switch_lora");
+  if (on_device && m != "switchlora") throw Error("--no_offload_candidates needs --switch_lora");
   if (B <= 0 || T <= 0) throw Error("--batch_size and --max_length must be > 0");
   LlamaConfig c = load_config(path);
   if (vocab_size > 0) c.vocab_size = vocab_size;
@@ -62,11 +61,11 @@ int cmd_plan(int argc, char** argv) {
                 std::to_string(c.max_sequence_length) + " of " + path);
   const int e = storage == "bf16" ? 2 : 4;
 
-  std::vector<Method> methods = {Method::kFullRank};
-  if (m != Method::kFullRank) methods.push_back(m);
+  std::vector<std::string> methods = {"full"};
+  if (m != "full") methods.push_back(m);
   std::vector<ParamCounts> n;
   std::vector<MemoryPlan> mem;
-  for (Method x : methods) {
+  for (const std::string& x : methods) {
     n.push_back(count_parameters(c, x, r));
     mem.push_back(plan_memory(c, x, r, B, T, e, on_device));
   }
@@ -83,7 +82,7 @@ int cmd_plan(int argc, char** argv) {
   std::printf("model %s: V=%d C=%d I=%d NH=%d L=%d | rank %d | %s storage | batch %d x %d tokens per rank\n\n",
               path.c_str(), c.vocab_size, c.hidden_size, c.intermediate_size, c.num_attention_heads,
               c.num_hidden_layers, r, storage.c_str(), B, T);
-  row("", cells([&](size_t i) { return std::string(method_name(methods[i])); }));
+  row("", cells([&](size_t i) { return methods[i]; }));
   std::printf("parameters\n");
   row("total", cells([&](size_t i) { return std::to_string(n[i].total()); }));
   row("trainable", count(&ParamCounts::trainable));
@@ -104,10 +103,10 @@ int cmd_plan(int argc, char** argv) {
   row("candidates on host", bytes(&MemoryPlan::candidates_host));
   row("activations", bytes(&MemoryPlan::activations));
   row("device total", cells([&](size_t i) { return gib(mem[i].device()); }));
-  if (m != Method::kFullRank)
-    std::printf("\n%s all-reduces %.1f%% fewer bytes per step than full-rank\n", method_name(m),
+  if (m != "full")
+    std::printf("\n%s all-reduces %.1f%% fewer bytes per step than full-rank\n", m.c_str(),
                 100.0 * (1.0 - (double)n[1].trainable / n[0].trainable));
-  if (m == Method::kGalore) std::printf("(GaLore is not in `switchlora train` yet: these are its expected costs)\n");
+  if (!method_info(m).make) std::printf("(%s is not in `switchlora train` yet: these are its expected costs)\n", m.c_str());
   return 0;
 }
 

@@ -23,7 +23,7 @@
 #include "engine/error.h"
 #include "engine/rng.h"
 #include "tools/commands.h"
-#include "tools/flags.h"
+#include "train/flags.h"
 
 namespace switchlora {
 namespace {

@@ -11,8 +11,8 @@
 #include "engine/rng.h"
 #include "model/export.h"
 #include "tools/commands.h"
-#include "tools/flags.h"
-#include "tools/trainer.h"
+#include "train/flags.h"
+#include "train/trainer.h"
 
 namespace switchlora {
 

@@ -1,6 +1,7 @@
-// switchlora train: pre-train a LLaMA model, full-rank (default), with LoRA
-// (--use_lora) or with SwitchLoRA (--switch_lora). Read this file top to
-// bottom: flags, model and data, then the training loop.
+// switchlora train: pre-train a LLaMA model with any method of
+// train/methods.cpp: full rank (default), LoRA (--use_lora) or SwitchLoRA
+// (--switch_lora). Read this file top to bottom: flags, model and data,
+// then the training loop.
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -13,77 +14,10 @@
 #include "data/tokenizer.h"
 #include "dist/sync_check.h"
 #include "engine/error.h"
-#include "tools/flags.h"
-#include "tools/trainer.h"
+#include "train/flags.h"
+#include "train/trainer.h"
 
 namespace switchlora {
-
-TrainOptions parse_train_flags(Flags& f) {
-  TrainOptions o;
-  o.model_config = f.get_string("model_config", "", "model config JSON (HF LLaMA fields), e.g. configs/llama_9m.json");
-  o.data = f.get_string("data", "data/brown", "prepared data directory (tokenizer + *_train_*.bin, *_val_*.bin)");
-  o.vocab_size = f.get_int("vocab_size", 0, "vocabulary size; 0 = the tokenizer's");
-  o.batch_size = f.get_int("batch_size", 8, "sequences per micro-batch per rank");
-  o.total_batch_size = f.get_int("total_batch_size", 0, "sequences per optimizer step (all ranks); 0 = batch_size x ranks");
-  o.max_length = f.get_int("max_length", 256, "sequence length T");
-  o.lr = f.get_float("lr", 1e-3f, "peak learning rate");
-  o.warmup_steps = f.get_int("warmup_steps", 0, "linear warm-up steps");
-  o.scheduler = f.get_string("scheduler", "cosine", "constant | linear | cosine | cosine_with_min_lr");
-  o.min_lr_ratio = f.get_float("min_lr_ratio", 0.1f, "floor of cosine_with_min_lr, as a fraction of --lr");
-  o.num_training_steps = f.get_int("num_training_steps", 1000, "optimizer steps");
-  o.adam_beta1 = f.get_float("adam_beta1", 0.9f, "AdamW beta1");
-  o.adam_beta2 = f.get_float("adam_beta2", 0.999f, "AdamW beta2");
-  o.adam_eps = f.get_float("adam_eps", 1e-8f, "AdamW epsilon");
-  o.weight_decay = f.get_float("weight_decay", 0.0f, "AdamW decoupled weight decay");
-  o.clip_grad_norm = f.get_float("clip_grad_norm", 1.0f, "global gradient-norm clip; 0 = off");
-  o.eval_every = f.get_int("eval_every", 100, "evaluate on the validation split every N steps; 0 = only at the end");
-  o.max_eval_batches = f.get_int("max_eval_batches", 0, "cap on validation micro-batches; 0 = the whole split");
-  o.save_every = f.get_int("save_every", 0, "checkpoint every N steps (always at the end); 0 = only at the end");
-  o.save_dir = f.get_string("save_dir", "runs/default", "where checkpoints and metrics.jsonl go");
-  o.keep_checkpoints = f.get_int("keep_checkpoints", 2, "keep the newest N checkpoints; 0 = all");
-  o.seed = f.get_int("seed", 0, "seed for init, data order and switching");
-  o.resume = f.get_string("resume", "", "continue from this checkpoint (a file, or a run directory: its newest)");
-  o.autoresume = f.get_bool("autoresume", "continue from the newest checkpoint in --save_dir when there is one");
-  o.check_sync_every = f.get_int("check_sync_every", 0,
-                                 "with mpirun: abort if any rank's parameters differ, checked every N steps; 0 = only at start");
-  o.device = f.get_string("device", "auto", "cpu | cuda | auto (cuda when a GPU is visible)");
-  o.dtype = f.get_string("dtype", "fp32", "fp32 | bf16: GEMM inputs in bf16 on the GPU (fp32 masters, state, losses)");
-  o.tf32 = f.get_bool("tf32", "with --dtype fp32 on the GPU: TF32 tensor cores for the GEMMs");
-  o.lora.use_lora = f.get_bool("use_lora", "freeze W and train LoRA adapters A, B on q,k,v,o,gate,up,down");
-  o.lora.lora_rank = f.get_int("lora_rank", 128, "LoRA rank r");
-  o.lora.lora_alpha = f.get_float("lora_alpha", 1.0f, "LoRA scale s = lora_alpha / r");
-  o.lora.init_lora_type = f.get_string("init_lora_type", "switchlora", "switchlora | origin_lora");
-  o.switch_lora = f.get_bool("switch_lora", "SwitchLoRA: switch adapter vectors with candidates (implies --use_lora)");
-  o.sw.switch_lora_interval = f.get_int("switch_lora_interval", 40, "base switch interval (steps per full sweep of r)");
-  o.sw.switch_lora_descent_rate = f.get_float("switch_lora_descent_rate", 0.1f, "D = rate x num_training_steps");
-  o.sw.adam_warm_step = f.get_int("adam_warm_step", 5, "steps a switched vector's counterpart stays frozen");
-  o.sw.switch_descend_type = f.get_string("switch_descend_type", "exponential", "exponential | Z");
-  o.sw.fix_switch_lora_interval = f.get_bool("fix_switch_lora_interval", "keep the switch interval constant");
-  o.sw.discontinuous_switch = f.get_bool("discontinuous_switch", "draw candidates at random instead of round robin");
-  o.sw.remain_switch_state = f.get_bool("remain_switch_state", "keep the counterpart's Adam moments on a switch");
-  o.sw.remain_switch_step_state = f.get_bool("remain_switch_step_state", "keep the counterpart's Adam step counter");
-  o.sw.offload_candidates = !f.get_bool("no_offload_candidates",
-                                        "on the GPU: keep the candidate pools in device memory, not pinned host memory");
-  if (o.switch_lora) o.lora.use_lora = true;
-  // SwitchLoRA draws A and B from its candidate pools, which always use
-  // SwitchLoRA's sigma_A, sigma_B; a B = 0 init would make every B switch empty.
-  if (o.switch_lora && o.lora.init_lora_type != "switchlora")
-    throw Error("--init_lora_type " + o.lora.init_lora_type +
-                " cannot be used with --switch_lora (its candidates use the switchlora init)");
-  if (!o.lora.use_lora) {
-    for (const char* flag : {"lora_rank", "lora_alpha", "init_lora_type"})
-      if (f.has(flag)) throw Error(std::string("--") + flag + " needs --use_lora or --switch_lora");
-  }
-  if (!o.switch_lora) {
-    for (const char* flag : {"switch_lora_interval", "switch_lora_descent_rate", "adam_warm_step",
-                             "switch_descend_type", "fix_switch_lora_interval", "discontinuous_switch",
-                             "remain_switch_state", "remain_switch_step_state", "no_offload_candidates"})
-      if (f.has(flag)) throw Error(std::string("--") + flag + " needs --switch_lora");
-  }
-  o.sw.num_training_steps = o.num_training_steps;
-  o.sw.seed = (uint64_t)o.seed;
-  return o;
-}
 
 namespace {
 
@@ -94,9 +28,10 @@ nlohmann::json run_identity(const TrainOptions& o, const LlamaConfig& c) {
           {"max_length", o.max_length}, {"lr", o.lr}, {"warmup_steps", o.warmup_steps},
           {"scheduler", o.scheduler}, {"min_lr_ratio", o.min_lr_ratio},
           {"num_training_steps", o.num_training_steps}, {"weight_decay", o.weight_decay},
-          {"clip_grad_norm", o.clip_grad_norm}, {"seed", o.seed}, {"use_lora", o.lora.use_lora},
+          {"clip_grad_norm", o.clip_grad_norm}, {"seed", o.seed}, {"method", o.method},
+          {"use_lora", o.lora.use_lora},
           {"lora_rank", o.lora.lora_rank}, {"lora_alpha", o.lora.lora_alpha},
-          {"init_lora_type", o.lora.init_lora_type}, {"switch_lora", o.switch_lora},
+          {"init_lora_type", o.lora.init_lora_type}, {"switch_lora", o.method == "switchlora"},
           {"switch_lora_interval", o.sw.switch_lora_interval},
           {"switch_lora_descent_rate", o.sw.switch_lora_descent_rate},
           {"adam_warm_step", o.sw.adam_warm_step}, {"switch_descend_type", o.sw.switch_descend_type},
@@ -227,14 +162,15 @@ int cmd_train(int argc, char** argv, Communicator& host_comm) {
 
   const ParamStore& ps = trainer.model.params;
   if (main_rank) {
-    const size_t cand = trainer.switcher ? trainer.switcher->num_candidates() : 0;
+    size_t cand = 0;
+    for (const auto& [name, values] : trainer.method->sync_buffers()) cand += values.size();
     std::printf("model %s: V=%d C=%d L=%d | params: total %zu, trainable %zu, frozen %zu, candidates %zu\n",
                 o.model_config.c_str(), config.vocab_size, config.hidden_size, config.num_hidden_layers,
                 ps.num_trainable() + ps.num_frozen(), ps.num_trainable(), ps.num_frozen(), cand);
     std::printf("device %s | dtype %s%s | communicator %s\n", be.name().c_str(), o.dtype.c_str(),
                 o.tf32 ? " (tf32 GEMMs)" : "", comm.name().c_str());
     std::printf("method %s | batch %d x %d accumulation x %d rank(s) = %d sequences of %d tokens per step\n",
-                o.switch_lora ? "switchlora" : o.lora.use_lora ? "lora" : "full-rank", o.batch_size,
+                o.method.c_str(), o.batch_size,
                 trainer.grad_accum_steps(), comm.world(), o.total_batch_size, o.max_length);
   }
 
@@ -267,16 +203,13 @@ int cmd_train(int argc, char** argv, Communicator& host_comm) {
     const double eta = elapsed / (step - first) * (o.num_training_steps - step);
     nlohmann::json m = {{"step", step}, {"loss", s.loss}, {"lr", s.lr}, {"grad_norm", s.grad_norm},
                         {"tokens_per_s", tokens_per_step / dt}, {"allreduce_bytes", s.allreduce_bytes}};
-    if (trainer.switcher) {
-      m["switched"] = s.switched;
-      m["switch_interval"] = s.switch_interval;
-    }
+    m.update(s.method);
     log(m);
     if (main_rank) {
       std::printf("step %5d/%d | loss %.4f | lr %.2e | norm %.3f | %.0f tok/s | ETA %s", step,
                   o.num_training_steps, s.loss, s.lr, s.grad_norm, tokens_per_step / dt,
                   format_duration(eta).c_str());
-      if (trainer.switcher) std::printf(" | switched %d", s.switched);
+      std::printf("%s", trainer.method->progress().c_str());
       if (comm.world() > 1) std::printf(" | allreduce %.2f MB", s.allreduce_bytes / 1e6);
       std::printf("\n");
       std::fflush(stdout);

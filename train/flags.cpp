@@ -1,4 +1,4 @@
-#include "tools/flags.h"
+#include "train/flags.h"
 
 #include <cstdio>
 #include <cstdlib>

@@ -1,0 +1,56 @@
+// The methods `switchlora train`, `bench` and `plan` know, by --method name.
+// A new method is its own file pair (train/<name>_method.{h,cpp}, defining a
+// MethodInfo) and one #include and one line here.
+#include <algorithm>
+
+#include "train/lora_method.h"
+#include "train/method.h"
+#include "train/switchlora_method.h"
+
+namespace switchlora {
+
+namespace {
+
+// Full rank: the plain model, AdamW on everything.
+ParamCounts full_rank_counts(const LlamaConfig& c, int /*r*/) {
+  ParamCounts n;
+  n.trainable = always_trained(c);
+  for (const auto& [in, out] : block_linears(c)) n.trainable += c.num_hidden_layers * in * out;
+  n.optimizer_state = 2 * n.trainable;
+  return n;
+}
+
+MethodInfo full_rank_method() {
+  auto make = [](Llama& model, const TrainOptions& o) {
+    auto m = std::make_unique<Method>(model, o);
+    m->build_optimizer(model.params.adam_tensors());
+    return m;
+  };
+  return {"full", "every weight trained with AdamW", false, nullptr, make, full_rank_counts};
+}
+
+// GaLore (DESIGN §6) as `plan` sees it: full-rank weights and gradients,
+// AdamW's moments on each adapted weight's rank-r gradient projection
+// (r x max(in, out), twice) next to its projector (r x min(in, out)).
+// `train` runs it once its optimizer exists (issue 11).
+ParamCounts galore_counts(const LlamaConfig& c, int r) {
+  ParamCounts n = full_rank_counts(c, r);
+  n.optimizer_state = 2 * always_trained(c);
+  for (const auto& [in, out] : block_linears(c))
+    n.optimizer_state += c.num_hidden_layers * (size_t)r * (2 * std::max(in, out) + std::min(in, out));
+  return n;
+}
+
+}  // namespace
+
+const std::vector<MethodInfo>& all_methods() {
+  static const std::vector<MethodInfo> methods = {
+      full_rank_method(),
+      lora_method(),
+      switchlora_method(),
+      {"galore", "GaLore: AdamW on rank-r gradient projections (plan only)", false, nullptr, nullptr, galore_counts},
+  };
+  return methods;
+}
+
+}  // namespace switchlora
