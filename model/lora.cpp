@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "engine/error.h"
+
 namespace switchlora {
 
 float switchlora_sigma_A(int out, int in, int r) {
@@ -20,6 +22,24 @@ void merge_adapter(Backend& be, const Linear& l, float sign, float* W) {
   // W (out, in) += sign * s * B (out, r) @ A (r, in)
   be.matmul(W ? W : l.W->data, l.B->data, l.A->data, l.out, l.in, l.r, false, false, sign * l.s, 1.0f);
   be.set_precision(training);
+}
+
+nlohmann::json lora_options_to_json(const LoraOptions& o) {
+  return {{"use_lora", o.use_lora}, {"lora_rank", o.lora_rank}, {"lora_alpha", o.lora_alpha},
+          {"init_lora_type", o.init_lora_type}};
+}
+
+LoraOptions lora_options_from_json(const nlohmann::json& j, const std::string& where) {
+  try {
+    LoraOptions o;
+    o.use_lora = j.at("use_lora").get<bool>();
+    o.lora_rank = j.at("lora_rank").get<int>();
+    o.lora_alpha = j.at("lora_alpha").get<float>();
+    o.init_lora_type = j.at("init_lora_type").get<std::string>();
+    return o;
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(where + ": bad adapter description: " + e.what());
+  }
 }
 
 void init_lora_adapters(Llama& model, uint64_t seed) {

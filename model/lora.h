@@ -9,6 +9,9 @@
 // product into W for init, export and ReLoRA's restarts.
 #pragma once
 #include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
 
 #include "model/llama.h"
 
@@ -25,6 +28,11 @@ void merge_adapter(Backend& be, const Linear& l, float sign, float* W = nullptr)
 //   switchlora:  A ~ U(+-sqrt(3) sigma_A), B ~ U(+-sqrt(3) sigma_B), and
 //                W = W0 - s B A, so the model computes exactly W0 at step 0.
 void init_lora_adapters(Llama& model, uint64_t seed);
+
+// The adapters' shape, as checkpoints record it ({"use_lora", "lora_rank",
+// "lora_alpha", "init_lora_type"}); from_json names `where` on a bad field.
+nlohmann::json lora_options_to_json(const LoraOptions& o);
+LoraOptions lora_options_from_json(const nlohmann::json& j, const std::string& where);
 
 // sigma of SwitchLoRA's uniform init for a layer with m = out, n = in:
 //   sigma_A = ((sqrt(m) r) / n^{3/2})^{1/4} sqrt(gain)

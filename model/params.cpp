@@ -5,6 +5,10 @@
 
 namespace switchlora {
 
+bool is_adapter(const Param& p) {
+  return p.name.ends_with(".lora_A.weight") || p.name.ends_with(".lora_B.weight");
+}
+
 int ParamStore::add(const std::string& name, int rows, int cols, bool is_trainable,
                     StepCounter counter) {
   SL_CHECK(trainable.data() == nullptr, "ParamStore::add after allocate");

@@ -28,6 +28,9 @@ struct Param {
   size_t numel() const { return (size_t)rows * cols; }
 };
 
+// LoRA's A or B (model/lora.h), by its name: "<module>.lora_A.weight" etc.
+bool is_adapter(const Param& p);
+
 struct ParamStore {
   std::vector<Param> params;
   Buffer<float> trainable, trainable_grad, frozen;

@@ -65,6 +65,20 @@ TEST_CASE("bad magic, truncation and corruption are errors naming the file") {
   CHECK_THROWS_WITH_AS(load_checkpoint(path), doctest::Contains("checksum"), Error);
 
   CHECK_THROWS_WITH_AS(load_checkpoint(dir + "/none.bin"), doctest::Contains("none.bin"), Error);
+
+  // The header is inside the checksum: an edited step number is caught.
+  std::string edited = good;
+  const size_t at = edited.find("\"step\":7");
+  REQUIRE(at != std::string::npos);
+  edited[at + 7] = '8';
+  write_file_atomic(path, edited);
+  CHECK_THROWS_WITH_AS(load_checkpoint(path), doctest::Contains("checksum"), Error);
+
+  // A version-1 checkpoint (flat blobs, header unchecked) says what it is.
+  std::string old = good;
+  old[8] = 1;
+  write_file_atomic(path, old);
+  CHECK_THROWS_WITH_AS(load_checkpoint(path), doctest::Contains("predates the named-tensor format"), Error);
 }
 
 TEST_CASE("a run directory keeps the newest checkpoints and resolves to the latest") {

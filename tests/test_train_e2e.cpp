@@ -126,6 +126,26 @@ TEST_CASE("a resumed run continues exactly as if never stopped") {
   }
 }
 
+TEST_CASE("resuming checks every flag but the few that may change") {
+  const std::string a = "/tmp/switchlora_e2e_identity";
+  std::filesystem::remove_all(a);
+  const std::string flags = "--use_lora --lora_rank 8 --lr 1e-2 --num_training_steps 8 --save_every 4 --keep_checkpoints 0";
+  RunResult first = run(train_cmd(a, flags));
+  REQUIRE_MESSAGE(first.rc == 0, first.output);
+  const std::string ck = " --resume " + a + "/checkpoint_00000004.bin --save_dir " + a + "_b";
+  // A flag no hand-kept list named before (AdamW's beta2) is part of the run.
+  RunResult beta = run(train_cmd(a, flags + " --adam_beta2 0.99" + ck));
+  INFO(beta.output);
+  CHECK(beta.rc == 2);
+  CHECK(beta.output.find("adam_beta2") != std::string::npos);
+  // The method spelled another way, evaluation and saving may change.
+  const std::string same = "--method lora --lora_rank 8 --lr 0.01 --num_training_steps 8 --eval_every 7 --save_every 3";
+  RunResult ok = run(train_cmd(a, same + ck));
+  INFO(ok.output);
+  CHECK(ok.rc == 0);
+  CHECK(ok.output.find("resumed from") != std::string::npos);
+}
+
 TEST_CASE("bad input is a one-line error naming the flag, and nothing is overwritten") {
   const std::string dir = "/tmp/switchlora_e2e_bad";
   std::filesystem::remove_all(dir);

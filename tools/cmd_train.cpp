@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "data/file_io.h"
 #include "data/loader.h"
@@ -21,44 +22,43 @@ namespace switchlora {
 
 namespace {
 
-// The flags that define a run; resuming with different ones is an error.
-nlohmann::json run_identity(const TrainOptions& o, const LlamaConfig& c) {
-  return {{"config", nlohmann::json::parse(config_to_json(c))},
-          {"batch_size", o.batch_size}, {"total_batch_size", o.total_batch_size},
-          {"max_length", o.max_length}, {"lr", o.lr}, {"warmup_steps", o.warmup_steps},
-          {"scheduler", o.scheduler}, {"min_lr_ratio", o.min_lr_ratio},
-          {"num_training_steps", o.num_training_steps}, {"weight_decay", o.weight_decay},
-          {"clip_grad_norm", o.clip_grad_norm}, {"seed", o.seed}, {"method", o.method},
-          {"use_lora", o.lora.use_lora},
-          {"lora_rank", o.lora.lora_rank}, {"lora_alpha", o.lora.lora_alpha},
-          {"init_lora_type", o.lora.init_lora_type}, {"switch_lora", o.method == "switchlora"},
-          {"switch_lora_interval", o.sw.switch_lora_interval},
-          {"switch_lora_descent_rate", o.sw.switch_lora_descent_rate},
-          {"adam_warm_step", o.sw.adam_warm_step}, {"switch_descend_type", o.sw.switch_descend_type},
-          {"fix_switch_lora_interval", o.sw.fix_switch_lora_interval},
-          {"discontinuous_switch", o.sw.discontinuous_switch},
-          {"remain_switch_state", o.sw.remain_switch_state},
-          {"remain_switch_step_state", o.sw.remain_switch_step_state}};
+// The run's identity is every flag's value except these. Some only name
+// where things are (the config's and the method's resolved values stand in
+// for --model_config, --vocab_size and the method's spellings); the rest may
+// change on resume: saving, evaluation, the data's and warm start's paths,
+// and which device computes.
+const std::set<std::string> kNotIdentity = {"model_config", "vocab_size", "method", "use_lora", "switch_lora"};
+const std::set<std::string> kMayChangeOnResume = {"resume",           "autoresume",   "save_dir",
+                                                  "save_every",       "keep_checkpoints", "eval_every",
+                                                  "max_eval_batches", "check_sync_every", "data",
+                                                  "warmed_up_model",  "device",       "dtype", "tf32"};
+// Every rank must agree on all but these (each rank may see the same data
+// under its own path: the files themselves are compared instead).
+const std::set<std::string> kMayDifferAcrossRanks = {"save_dir", "save_every", "keep_checkpoints", "data"};
+
+std::set<std::string> united(std::set<std::string> a, const std::set<std::string>& b) {
+  a.insert(b.begin(), b.end());
+  return a;
 }
 
-// What every rank must share, beyond run_identity: the flags that shape
-// collectives or the arithmetic, and the data itself. Ranks that differ would
-// drift apart or wait forever in mismatched collectives.
-nlohmann::json rank_identity(const TrainOptions& o, const LlamaConfig& c, const DataLoader& train,
-                             const DataLoader& val) {
-  nlohmann::json j = run_identity(o, c);
-  j["adam"] = {o.adam_beta1, o.adam_beta2, o.adam_eps};
-  j["eval_every"] = o.eval_every;
-  j["max_eval_batches"] = o.max_eval_batches;
-  j["check_sync_every"] = o.check_sync_every;
-  j["resume"] = o.resume;
-  j["autoresume"] = o.autoresume;
-  j["device"] = o.device;  // the resolved backend kind: ranks must not mix CPU and GPU arithmetic
-  j["dtype"] = o.dtype;
-  j["tf32"] = o.tf32;
-  j["train_files"] = describe_files(train.files());
-  j["val_files"] = describe_files(val.files());
+nlohmann::json identity(const Flags& f, const std::set<std::string>& except, const TrainOptions& o,
+                        const LlamaConfig& c) {
+  nlohmann::json j = f.values(united(kNotIdentity, except));
+  j["method"] = o.method;
+  j["config"] = nlohmann::json::parse(config_to_json(c));
+  j["total_batch_size"] = std::to_string(o.total_batch_size);  // 0 means batch_size x ranks
   return j;
+}
+
+// What a resumed run must share with the checkpoint. A flag the checkpoint
+// does not know (added since) must be at its default.
+void check_resumable(const nlohmann::json& saved, const nlohmann::json& now, const Flags& f, const std::string& path) {
+  for (auto& [key, value] : now.items()) {
+    const nlohmann::json was = saved.contains(key) ? saved[key] : nlohmann::json(f.default_of(key));
+    if (was != value)
+      throw Error(path + ": checkpoint was trained with " + key + " = " + was.dump() + ", this run has " +
+                            value.dump() + " (flags that may change on resume: " + nlohmann::json(kMayChangeOnResume).dump() + ")");
+  }
 }
 
 // Ctrl-C or SIGTERM: finish the current step, save a checkpoint, stop. A
@@ -120,7 +120,14 @@ int cmd_train(int argc, char** argv, Communicator& host_comm) {
                    config.vocab_size);
   DataLoader val(o.data, "val", o.batch_size, o.max_length, comm.rank(), comm.world(), (uint64_t)o.seed,
                  config.vocab_size);
-  if (comm.world() > 1) check_ranks_agree(comm, rank_identity(o, config, train, val));
+  if (comm.world() > 1) {
+    // Ranks that differ would drift apart or wait forever in mismatched collectives.
+    nlohmann::json ranks = identity(f, kMayDifferAcrossRanks, o, config);
+    ranks["device"] = o.device;  // resolved: ranks must not mix CPU and GPU arithmetic
+    ranks["train_files"] = describe_files(train.files());
+    ranks["val_files"] = describe_files(val.files());
+    check_ranks_agree(comm, ranks);
+  }
   Trainer trainer(o, config, comm, be);
   const int all_val = (int)(val.num_sequences() / ((int64_t)o.batch_size * comm.world()));
   const int eval_batches = o.max_eval_batches > 0 ? std::min(o.max_eval_batches, all_val) : all_val;
@@ -131,13 +138,10 @@ int cmd_train(int argc, char** argv, Communicator& host_comm) {
   std::string resume = o.resume.empty() ? "" : resolve_checkpoint(o.resume);
   if (!o.resume.empty() && resume.empty()) throw Error("--resume " + o.resume + ": no checkpoint in that directory");
   if (resume.empty() && o.autoresume) resume = resolve_checkpoint(o.save_dir);
-  const nlohmann::json identity = run_identity(o, config);
+  const nlohmann::json run = identity(f, kMayChangeOnResume, o, config);
   if (!resume.empty()) {
     Checkpoint ck = load_checkpoint(resume);
-    for (auto& [key, value] : identity.items())
-      if (ck.meta["identity"][key] != value)
-        throw Error(resume + ": checkpoint was trained with " + key + " = " + ck.meta["identity"][key].dump() +
-                    ", this run has " + value.dump());
+    check_resumable(ck.meta.value("identity", nlohmann::json::object()), run, f, resume);
     trainer.load_state(ck, resume);
     train.set_position(ck.meta["data_position"].get<int64_t>());
     if (main_rank) {
@@ -154,7 +158,7 @@ int cmd_train(int argc, char** argv, Communicator& host_comm) {
     if (!main_rank) return;
     Checkpoint ck;
     trainer.save_state(ck);
-    ck.meta["identity"] = identity;
+    ck.meta["identity"] = run;
     ck.meta["data_position"] = train.position();
     ck.meta["data"] = o.data;
     last_saved = save_run_checkpoint(o.save_dir, trainer.step(), ck, o.keep_checkpoints);

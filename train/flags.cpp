@@ -51,17 +51,20 @@ void Flags::describe(const std::string& name, const std::string& value, const st
 std::string Flags::get_string(const std::string& name, const std::string& fallback, const std::string& help) {
   describe(name, "S", help + (fallback.empty() ? "" : " [" + fallback + "]"));
   const std::optional<std::string> v = find_value(name);
-  return v ? *v : fallback;
+  defaults_[name] = fallback;
+  return values_[name] = v ? *v : fallback;
 }
 
 int Flags::get_int(const std::string& name, int fallback, const std::string& help) {
   describe(name, "N", help + " [" + std::to_string(fallback) + "]");
   const std::optional<std::string> v = find_value(name);
+  values_[name] = defaults_[name] = std::to_string(fallback);
   if (!v) return fallback;
   char* end = nullptr;
   long x = std::strtol(v->c_str(), &end, 10);
   if (v->empty() || *end != '\0' || x < -2147483647L || x > 2147483647L)
     throw Error("flag --" + name + " expects an integer, got \"" + *v + "\"");
+  values_[name] = std::to_string(x);
   return (int)x;
 }
 
@@ -70,11 +73,18 @@ float Flags::get_float(const std::string& name, float fallback, const std::strin
   std::snprintf(def, sizeof def, "%g", fallback);
   describe(name, "X", help + " [" + def + "]");
   const std::optional<std::string> v = find_value(name);
+  auto normalised = [](float x) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.9g", x);  // round-trips a float
+    return std::string(buf);
+  };
+  values_[name] = defaults_[name] = normalised(fallback);
   if (!v) return fallback;
   char* end = nullptr;
   float x = std::strtof(v->c_str(), &end);
   if (v->empty() || *end != '\0')
     throw Error("flag --" + name + " expects a number, got \"" + *v + "\"");
+  values_[name] = normalised(x);
   return x;
 }
 
@@ -94,7 +104,21 @@ bool Flags::get_bool(const std::string& name, const std::string& help) {
       else throw Error("flag " + key + " expects true or false, got \"" + v + "\"");
     }
   }
+  defaults_[name] = "false";
+  values_[name] = value ? "true" : "false";
   return value;
+}
+
+nlohmann::json Flags::values(const std::set<std::string>& except) const {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [name, value] : values_)
+    if (!except.count(name)) j[name] = value;
+  return j;
+}
+
+std::string Flags::default_of(const std::string& name) const {
+  auto it = defaults_.find(name);
+  return it == defaults_.end() ? "" : it->second;
 }
 
 bool Flags::finish() {

@@ -5,6 +5,7 @@
 #include "dist/sync_check.h"
 #include "engine/error.h"
 #include "model/export.h"
+#include "model/lora.h"
 
 namespace switchlora {
 
@@ -90,10 +91,7 @@ void Trainer::save_state(Checkpoint& ck) const {
   ck.meta["step"] = step_;
   ck.meta["method"] = opts.method;
   ck.meta["config"] = nlohmann::json::parse(config_to_json(model.config));
-  ck.meta["lora"] = {{"use_lora", model.lora.use_lora},
-                     {"lora_rank", model.lora.lora_rank},
-                     {"lora_alpha", model.lora.lora_alpha},
-                     {"init_lora_type", model.lora.init_lora_type}};
+  ck.meta["adapters"] = lora_options_to_json(model.lora);
   for (const Param& p : model.params.params) ck.put(p.name, model.params.get(p));
   method->save(ck);
 }
@@ -123,13 +121,7 @@ std::unique_ptr<Llama> load_model(const std::string& where, std::string* data_di
   if (path.empty()) throw Error(where + ": no checkpoint (checkpoint_<step>.bin and 'latest') in this directory");
   const Checkpoint ck = load_checkpoint(path);
   const LlamaConfig config = config_from_json(ck.meta.at("config").dump(), path + " (config)");
-  const nlohmann::json& l = ck.meta.at("lora");
-  LoraOptions lora;
-  lora.use_lora = l.at("use_lora").get<bool>();
-  lora.lora_rank = l.at("lora_rank").get<int>();
-  lora.lora_alpha = l.at("lora_alpha").get<float>();
-  lora.init_lora_type = l.at("init_lora_type").get<std::string>();
-  auto model = std::make_unique<Llama>(config, lora, 0, be);
+  auto model = std::make_unique<Llama>(config, lora_options_from_json(ck.meta.at("adapters"), path), 0, be);
   load_params(model->params, ck, path);
   if (data_dir) *data_dir = ck.meta.value("data", "");
   return model;
@@ -140,7 +132,7 @@ void load_warm_start(Llama& model, const std::string& source) {
   const std::unique_ptr<Llama> from = load_model(source);
   const std::vector<NamedTensor> weights = merged_tensors(*from);
   for (Param& p : model.params.params) {
-    if (p.name.ends_with(".lora_A.weight") || p.name.ends_with(".lora_B.weight")) continue;
+    if (is_adapter(p)) continue;  // the method initialises its own
     const NamedTensor* t = nullptr;
     for (const NamedTensor& w : weights)
       if (w.name == p.name) t = &w;
