@@ -1,5 +1,6 @@
 #include "train/flags.h"
 
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 
@@ -73,10 +74,9 @@ float Flags::get_float(const std::string& name, float fallback, const std::strin
   std::snprintf(def, sizeof def, "%g", fallback);
   describe(name, "X", help + " [" + def + "]");
   const std::optional<std::string> v = find_value(name);
-  auto normalised = [](float x) {
+  auto normalised = [](float x) {  // the shortest text that reads back as x
     char buf[32];
-    std::snprintf(buf, sizeof buf, "%.9g", x);  // round-trips a float
-    return std::string(buf);
+    return std::string(buf, std::to_chars(buf, buf + sizeof buf, x).ptr);
   };
   values_[name] = defaults_[name] = normalised(fallback);
   if (!v) return fallback;
