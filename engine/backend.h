@@ -119,7 +119,6 @@ class Backend {
   virtual void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate,
                                const float* up, int64_t N) = 0;
   virtual void residual_forward(float* out, const float* a, const float* b, int64_t N) = 0;
-  virtual void residual_backward(float* da, float* db, const float* dout, int64_t N) = 0;
   // Returns the mean loss to the host (waits).
   virtual float cross_entropy_forward(float* losses, float* lse, const float* logits,
                                       const int32_t* targets, int N, int V) = 0;

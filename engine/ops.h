@@ -83,8 +83,6 @@ void swiglu_backward(float* dgate, float* dup, const float* dout, const float* g
 // ---------------------------------------------------------------- residual
 // out = a + b   (N) elements; out may alias a or b
 void residual_forward(float* out, const float* a, const float* b, int64_t N);
-// da += dout, db += dout
-void residual_backward(float* da, float* db, const float* dout, int64_t N);
 
 // ---------------------------------------------------------------- cross-entropy
 // Fused log-softmax + cross-entropy over the vocabulary:

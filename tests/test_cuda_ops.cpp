@@ -318,23 +318,18 @@ TEST_CASE("swiglu forward and backward match the CPU" * doctest::skip(!has_gpu()
   CHECK_CLOSE(du_d, dup, kFp32);
 }
 
-TEST_CASE("residual forward (in place too) and backward match the CPU" *
-          doctest::skip(!has_gpu())) {
+TEST_CASE("residual forward (in place too) matches the CPU" * doctest::skip(!has_gpu())) {
   Rng rng{11, 400, 0};
   const int64_t N = 5003;
-  auto a = randn(N, rng), b = randn(N, rng), dout = randn(N, rng);
-  auto out = nans(N), da = randn(N, rng), db = randn(N, rng);
-  Dev<float> a_d(a), b_d(b), do_d(dout), out_d(out), da_d(da), db_d(db);
+  auto a = randn(N, rng), b = randn(N, rng);
+  auto out = nans(N);
+  Dev<float> a_d(a), b_d(b), out_d(out);
   cpu::residual_forward(out.data(), a.data(), b.data(), N);
   cuda::residual_forward(out_d.ptr, a_d.ptr, b_d.ptr, N);
   CHECK_CLOSE(out_d, out, 0.0);  // one rounded add: exact
   cpu::residual_forward(a.data(), a.data(), b.data(), N);
   cuda::residual_forward(a_d.ptr, a_d.ptr, b_d.ptr, N);
   CHECK_CLOSE(a_d, a, 0.0);
-  cpu::residual_backward(da.data(), db.data(), dout.data(), N);
-  cuda::residual_backward(da_d.ptr, db_d.ptr, do_d.ptr, N);
-  CHECK_CLOSE(da_d, da, 0.0);
-  CHECK_CLOSE(db_d, db, 0.0);
 }
 
 TEST_CASE("cross-entropy forward and backward match the CPU" * doctest::skip(!has_gpu())) {

@@ -172,10 +172,6 @@ void CpuBackend::residual_forward(float* out, const float* a, const float* b, in
   Open o(*this, {out, a, b});
   cpu::residual_forward(out, a, b, N);
 }
-void CpuBackend::residual_backward(float* da, float* db, const float* dout, int64_t N) {
-  Open o(*this, {da, db, dout});
-  cpu::residual_backward(da, db, dout, N);
-}
 float CpuBackend::cross_entropy_forward(float* losses, float* lse, const float* logits,
                                         const int32_t* targets, int N, int V) {
   Open o(*this, {losses, lse, logits, targets});

@@ -71,7 +71,6 @@ class CpuBackend : public Backend {
   void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate,
                        const float* up, int64_t N) override;
   void residual_forward(float* out, const float* a, const float* b, int64_t N) override;
-  void residual_backward(float* da, float* db, const float* dout, int64_t N) override;
   float cross_entropy_forward(float* losses, float* lse, const float* logits,
                               const int32_t* targets, int N, int V) override;
   void cross_entropy_backward(float* dlogits, const float* logits, const float* lse,

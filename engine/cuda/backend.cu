@@ -179,9 +179,6 @@ class CudaBackend : public Backend {
   void residual_forward(float* out, const float* a, const float* b, int64_t N) override {
     cuda::residual_forward(out, a, b, N);
   }
-  void residual_backward(float* da, float* db, const float* dout, int64_t N) override {
-    cuda::residual_backward(da, db, dout, N);
-  }
   float cross_entropy_forward(float* losses, float* lse, const float* logits,
                               const int32_t* targets, int N, int V) override {
     return cuda::cross_entropy_forward(losses, lse, logits, targets, N, V);

@@ -77,8 +77,6 @@ void swiglu_backward(float* dgate, float* dup, const float* dout, const float* g
 // ---------------------------------------------------------------- residual
 // out = a + b   (N) elements; out may alias a or b
 void residual_forward(float* out, const float* a, const float* b, int64_t N);
-// da += dout, db += dout
-void residual_backward(float* da, float* db, const float* dout, int64_t N);
 
 // ---------------------------------------------------------------- cross-entropy
 // losses[n] = logsumexp(logits[n, :]) - logits[n, targets[n]]
