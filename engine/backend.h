@@ -72,8 +72,6 @@ class Backend {
   //   side_waits_for_main(): later side copies start after every call queued so far;
   //   main_waits_for_side(): later calls start after every side copy queued so far.
   virtual void copy_side(void* dst, const void* src, size_t bytes) = 0;
-  virtual void copy_2d_side(void* dst, size_t dst_pitch, const void* src, size_t src_pitch,
-                            size_t width, size_t rows) = 0;
   virtual void side_waits_for_main() = 0;
   virtual void main_waits_for_side() = 0;
 

@@ -84,14 +84,13 @@ void CpuBackend::copy_2d(void* dst, size_t dst_pitch, const void* src, size_t sr
     std::memcpy((char*)dst + i * dst_pitch, (const char*)src + i * src_pitch, width);
 }
 
-void CpuBackend::copy_2d_side(void* dst, size_t dst_pitch, const void* src, size_t src_pitch,
-                              size_t width, size_t rows) {
-  if (protect_) side_copies_.push_back({dst, dst_pitch, src, src_pitch, width, rows});
-  else copy_2d(dst, dst_pitch, src, src_pitch, width, rows);
+void CpuBackend::copy_side(void* dst, const void* src, size_t bytes) {
+  if (protect_) side_copies_.push_back({dst, src, bytes});
+  else copy(dst, src, bytes);
 }
 
 void CpuBackend::run_side_copies() {
-  for (const Copy2d& c : side_copies_) copy_2d(c.dst, c.dst_pitch, c.src, c.src_pitch, c.width, c.rows);
+  for (const Copy& c : side_copies_) copy(c.dst, c.src, c.bytes);
   side_copies_.clear();
 }
 

@@ -39,11 +39,7 @@ class CpuBackend : public Backend {
   // The ops run as they are called, so the main queue is always done: only
   // the (strict) held-back side copies are ever waited for.
   void synchronize() override { run_side_copies(); }
-  void copy_side(void* dst, const void* src, size_t bytes) override {
-    copy_2d_side(dst, bytes, src, bytes, bytes, 1);
-  }
-  void copy_2d_side(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width,
-                    size_t rows) override;
+  void copy_side(void* dst, const void* src, size_t bytes) override;
   void side_waits_for_main() override {}
   void main_waits_for_side() override { run_side_copies(); }
 
@@ -101,8 +97,8 @@ class CpuBackend : public Backend {
   int open_depth_ = 0;
   struct Region { void* p; size_t bytes; };
   std::vector<Region> regions_;  // protected allocations
-  struct Copy2d { void* dst; size_t dst_pitch; const void* src; size_t src_pitch, width, rows; };
-  std::vector<Copy2d> side_copies_;  // held back (strict)
+  struct Copy { void* dst; const void* src; size_t bytes; };
+  std::vector<Copy> side_copies_;  // held back (strict)
 };
 
 }  // namespace switchlora

@@ -113,12 +113,6 @@ class CudaBackend : public Backend {
     if (bytes == 0) return;
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, side_));
   }
-  void copy_2d_side(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width,
-                    size_t rows) override {
-    if (width == 0 || rows == 0) return;
-    CUDA_CHECK(cudaMemcpy2DAsync(dst, dst_pitch, src, src_pitch, width, rows, cudaMemcpyDefault,
-                                 side_));
-  }
   // An event marks everything queued on one stream so far; the other
   // stream's later work waits for it on the GPU, the host never blocks.
   void side_waits_for_main() override {
