@@ -48,6 +48,12 @@ const float kNaN = std::numeric_limits<float>::quiet_NaN();
 // The process's CUDA backend (only asked for when a GPU is there).
 Backend& gpu() { return backend_for("cuda"); }
 
+// The state the ops that take one keep between calls (the backend has its own).
+cuda::Workspace& workspace() {
+  static cuda::Workspace ws;
+  return ws;
+}
+
 // A device copy of a host array in CudaBackend memory, freed on scope exit.
 template <typename T>
 struct Dev {
@@ -110,7 +116,7 @@ TEST_CASE("matmul matches the CPU for every transpose pair, alpha and beta" *
         auto C = beta == 0.0f ? nans((size_t)M * N) : randn((size_t)M * N, rng);
         Dev<float> dA(A), dB(B), dC(C);
         cpu::matmul(C.data(), A.data(), B.data(), M, N, K, tA, tB, 0.75f, beta);
-        cuda::matmul(dC.ptr, dA.ptr, dB.ptr, M, N, K, tA, tB, 0.75f, beta);
+        cuda::matmul(workspace(), dC.ptr, dA.ptr, dB.ptr, M, N, K, tA, tB, 0.75f, beta);
         CHECK_CLOSE(dC, C, kFp32);
       }
 }
@@ -185,7 +191,7 @@ TEST_CASE("embedding forward gathers and backward sums repeated tokens" *
   cuda::embedding_forward(out_d.ptr, t_d.ptr, wte_d.ptr, N, C);
   CHECK_CLOSE(out_d, out, 0.0);  // a copy: exact
   cpu::embedding_backward(dwte.data(), dout.data(), tokens.data(), N, C);
-  cuda::embedding_backward(dwte_d.ptr, dout_d.ptr, t_d.ptr, N, C);
+  cuda::embedding_backward(workspace(), dwte_d.ptr, dout_d.ptr, t_d.ptr, N, C);
   CHECK_CLOSE(dwte_d, dwte, kFp32);
 }
 
@@ -208,8 +214,8 @@ TEST_CASE("embedding backward is deterministic: the same bits on every run, long
   cpu::embedding_backward(dwte.data(), kept_dout.data(), kept_tokens.data(), (int)kept_tokens.size(), C);
   Dev<int32_t> t_d(tokens);
   Dev<float> dout_d(dout), first(std::vector<float>(dwte.size(), 0.0f)), second(first.host());
-  cuda::embedding_backward(first.ptr, dout_d.ptr, t_d.ptr, N, C);
-  cuda::embedding_backward(second.ptr, dout_d.ptr, t_d.ptr, N, C);
+  cuda::embedding_backward(workspace(), first.ptr, dout_d.ptr, t_d.ptr, N, C);
+  cuda::embedding_backward(workspace(), second.ptr, dout_d.ptr, t_d.ptr, N, C);
   CHECK(first.host() == second.host());
   // 6700 terms summed in another order: rounding grows ~sqrt(terms) x 2^-24.
   CHECK_CLOSE(first, dwte, 1e-4);
@@ -235,7 +241,8 @@ TEST_CASE("rmsnorm forward and backward match the CPU" * doctest::skip(!has_gpu(
     CHECK_CLOSE(y_d, y, kFp32);
     CHECK_CLOSE(rstd_d, rstd, kFp32);
     cpu::rmsnorm_backward(dx.data(), dg.data(), dy.data(), x.data(), g.data(), rstd.data(), N, C);
-    cuda::rmsnorm_backward(dx_d.ptr, dg_d.ptr, dy_d.ptr, x_d.ptr, g_d.ptr, rstd_d.ptr, N, C);
+    cuda::rmsnorm_backward(workspace(), dx_d.ptr, dg_d.ptr, dy_d.ptr, x_d.ptr, g_d.ptr,
+                           rstd_d.ptr, N, C);
     CHECK_CLOSE(dx_d, dx, kFp32);
     CHECK_CLOSE(dg_d, dg, kFp32);
   }
@@ -344,7 +351,8 @@ TEST_CASE("cross-entropy forward and backward match the CPU" * doctest::skip(!ha
     Dev<int32_t> t_d(targets);
     float mean = cpu::cross_entropy_forward(losses.data(), lse.data(), logits.data(),
                                             targets.data(), s.N, s.V);
-    float mean_d = cuda::cross_entropy_forward(losses_d.ptr, lse_d.ptr, lg_d.ptr, t_d.ptr, s.N, s.V);
+    float mean_d = cuda::cross_entropy_forward(workspace(), losses_d.ptr, lse_d.ptr, lg_d.ptr,
+                                               t_d.ptr, s.N, s.V);
     CHECK(std::fabs(mean_d - mean) <= kFp32 * std::fabs(mean));
     CHECK_CLOSE(losses_d, losses, kFp32);
     CHECK_CLOSE(lse_d, lse, kFp32);
@@ -435,8 +443,8 @@ TEST_CASE("sum_squares matches the CPU's double sum and is the same on every cal
     auto x = randn(n, rng, 3.0f);
     Dev<float> x_d(x);
     const double want = cpu::sum_squares(x.data(), n);
-    const double got = cuda::sum_squares(x_d.ptr, n);
-    const double again = cuda::sum_squares(x_d.ptr, n);
+    const double got = cuda::sum_squares(workspace(), x_d.ptr, n);
+    const double again = cuda::sum_squares(workspace(), x_d.ptr, n);
     if (n == 0) CHECK(got == 0.0);
     else CHECK(std::fabs(got - want) <= 1e-12 * want);
     CHECK(std::memcmp(&got, &again, sizeof got) == 0);  // deterministic, bit for bit

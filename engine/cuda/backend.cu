@@ -1,5 +1,7 @@
 // CudaBackend: the op set of engine/cuda/ops.h behind the Backend interface
-// (engine/backend.h), on the GPU that is current when it is made.
+// (engine/backend.h), on the GPU that is current when it is made. It owns
+// all the state the ops keep between calls (cuda::Workspace: the cuBLAS
+// handle and device scratch) and frees it with itself.
 //
 // Everything runs on the default stream, so every call is ordered after the
 // ones before it and the host needs to wait only to read results: in
@@ -27,6 +29,26 @@ int device_count() {
   }
   return n;
 }
+
+// The frees below run in destructors and drop their errors, as
+// CudaBackend::release explains.
+Scratch::~Scratch() {
+  if (p_) cudaFree(p_);
+}
+
+void* Scratch::get(size_t bytes) {
+  if (p_ && bytes <= bytes_) return p_;
+  if (p_) CUDA_CHECK(cudaFree(p_));
+  p_ = nullptr;
+  bytes_ = 0;
+  CUDA_CHECK(cudaMalloc(&p_, bytes ? bytes : 1));
+  bytes_ = bytes;
+  return p_;
+}
+
+Workspace::Workspace() { CUBLAS_CHECK(cublasCreate(&blas)); }
+
+Workspace::~Workspace() { cublasDestroy(blas); }
 
 }  // namespace cuda
 
@@ -128,7 +150,7 @@ class CudaBackend : public Backend {
   void apply_precision(Precision p) override { cuda::set_precision(p); }
   void matmul(float* C, const float* A, const float* B, int M, int N, int K, bool transA,
               bool transB, float alpha, float beta) override {
-    cuda::matmul(C, A, B, M, N, K, transA, transB, alpha, beta);
+    cuda::matmul(ws_, C, A, B, M, N, K, transA, transB, alpha, beta);
   }
   void embedding_forward(float* out, const int32_t* tokens, const float* wte, int N,
                          int C) override {
@@ -136,7 +158,7 @@ class CudaBackend : public Backend {
   }
   void embedding_backward(float* dwte, const float* dout, const int32_t* tokens, int N,
                           int C) override {
-    cuda::embedding_backward(dwte, dout, tokens, N, C);
+    cuda::embedding_backward(ws_, dwte, dout, tokens, N, C);
   }
   void rmsnorm_forward(float* y, float* rstd, const float* x, const float* g, int N, int C,
                        float eps) override {
@@ -144,7 +166,7 @@ class CudaBackend : public Backend {
   }
   void rmsnorm_backward(float* dx, float* dg, const float* dy, const float* x, const float* g,
                         const float* rstd, int N, int C) override {
-    cuda::rmsnorm_backward(dx, dg, dy, x, g, rstd, N, C);
+    cuda::rmsnorm_backward(ws_, dx, dg, dy, x, g, rstd, N, C);
   }
   void rope_forward(float* out, const float* x, int B, int T, int NH, int HS,
                     float theta) override {
@@ -175,7 +197,7 @@ class CudaBackend : public Backend {
   }
   float cross_entropy_forward(float* losses, float* lse, const float* logits,
                               const int32_t* targets, int N, int V) override {
-    return cuda::cross_entropy_forward(losses, lse, logits, targets, N, V);
+    return cuda::cross_entropy_forward(ws_, losses, lse, logits, targets, N, V);
   }
   void cross_entropy_backward(float* dlogits, const float* logits, const float* lse,
                               const int32_t* targets, float scale, int N, int V) override {
@@ -188,7 +210,7 @@ class CudaBackend : public Backend {
                     float lr) override {
     cuda::adamw_update(params, m, v, grads, counters, frozen, t, config, lr);
   }
-  double sum_squares(const float* x, size_t n) override { return cuda::sum_squares(x, n); }
+  double sum_squares(const float* x, size_t n) override { return cuda::sum_squares(ws_, x, n); }
   void scale(float* x, float a, size_t n) override { cuda::scale(x, a, n); }
   void switch_A_update(float* W, const float* B, const float* A, const float* c, float s,
                        int slot, int out, int in, int r) override {
@@ -204,6 +226,7 @@ class CudaBackend : public Backend {
   std::string name_;
   cudaStream_t side_ = nullptr;
   cudaEvent_t main_done_ = nullptr, side_done_ = nullptr;
+  cuda::Workspace ws_;  // the ops' cuBLAS handle and scratch
 };
 
 }  // namespace

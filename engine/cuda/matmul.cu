@@ -16,16 +16,6 @@
 
 namespace switchlora::cuda {
 
-// One handle for the process, made on first use (on the current device).
-static cublasHandle_t handle() {
-  static cublasHandle_t h = [] {
-    cublasHandle_t created;
-    CUBLAS_CHECK(cublasCreate(&created));
-    return created;
-  }();
-  return h;
-}
-
 // The compute type of every GEMM: CUBLAS_COMPUTE_32F is IEEE fp32 (cuBLAS
 // does not use tensor cores for it under the default math mode).
 static cublasComputeType_t compute_type = CUBLAS_COMPUTE_32F;
@@ -59,11 +49,12 @@ static void check_sizes(int M, int N, int K, const char* op) {
 static int ld(int cols) { return cols > 1 ? cols : 1; }
 
 // C (M, N) = alpha * op(A) @ op(B) + beta * C
-void matmul(float* C, const float* A, const float* B, int M, int N, int K,
+// on the workspace's cuBLAS handle
+void matmul(Workspace& ws, float* C, const float* A, const float* B, int M, int N, int K,
             bool transA, bool transB, float alpha, float beta) {
   check_sizes(M, N, K, "matmul");
   if (M == 0 || N == 0) return;
-  CUBLAS_CHECK(cublasGemmEx(handle(), transB ? CUBLAS_OP_T : CUBLAS_OP_N,
+  CUBLAS_CHECK(cublasGemmEx(ws.blas, transB ? CUBLAS_OP_T : CUBLAS_OP_N,
                             transA ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha,
                             B, CUDA_R_32F, ld(transB ? K : N), A, CUDA_R_32F,
                             ld(transA ? M : K), &beta, C, CUDA_R_32F, ld(N), compute_type,

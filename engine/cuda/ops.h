@@ -9,6 +9,8 @@
 // target ids become NaN outputs here (see embedding.cu, cross_entropy.cu).
 // CudaBackend (engine/cuda/backend.cu) puts these behind engine/backend.h.
 #pragma once
+#include <cublas_v2.h>
+
 #include <cstddef>
 #include <cstdint>
 
@@ -21,12 +23,43 @@ namespace switchlora::cuda {
 // (never throws, so callers can ask before deciding to use the GPU).
 int device_count();
 
+// Device memory an op keeps from one call to the next: grown on demand,
+// never shrunk, freed with its owner. Growing frees the old memory first
+// (cudaFree waits for the kernels still using it), so its contents are lost.
+class Scratch {
+ public:
+  Scratch() = default;
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  ~Scratch();
+  void* get(size_t bytes);  // at least `bytes` of device memory, never null
+
+ private:
+  void* p_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// All the state the ops below keep between calls, so that none keeps any of
+// its own: the CudaBackend (engine/cuda/backend.cu) owns one, on its GPU,
+// and frees it with itself. The ops that need it take it first.
+struct Workspace {
+  Workspace();  // makes the cuBLAS handle on the current device
+  Workspace(const Workspace&) = delete;
+  Workspace& operator=(const Workspace&) = delete;
+  ~Workspace();
+  cublasHandle_t blas = nullptr;            // matmul's
+  Scratch sort_rows, sort_keys, sort_temp;  // embedding_backward's radix sort
+  Scratch dg_partials;                      // rmsnorm_backward's partial sums of dg
+  Scratch loss_sum;                         // cross_entropy_forward's sum of the losses
+  Scratch sum_partials;                     // sum_squares' partial sums and their total
+};
+
 // ---------------------------------------------------------------- matmul
 // C (M, N) = alpha * op(A) @ op(B) + beta * C, row-major, through cuBLAS.
 // op(A) is (M, K): A is stored (M, K), or (K, M) when transA.
 // op(B) is (K, N): B is stored (K, N), or (N, K) when transB.
 // beta = 0 overwrites C (C may be uninitialised, even NaN).
-void matmul(float* C, const float* A, const float* B, int M, int N, int K,
+void matmul(Workspace& ws, float* C, const float* A, const float* B, int M, int N, int K,
             bool transA, bool transB, float alpha = 1.0f, float beta = 0.0f);
 // How every later matmul multiplies, for the whole process (fp32 storage in
 // and out, fp32 accumulation in every mode):
@@ -41,14 +74,15 @@ void set_precision(Precision p);
 // out (N, C) = wte[tokens[n], :]     tokens (N), wte (V, C)
 void embedding_forward(float* out, const int32_t* tokens, const float* wte, int N, int C);
 // dwte[tokens[n], :] += dout[n, :]
-void embedding_backward(float* dwte, const float* dout, const int32_t* tokens, int N, int C);
+void embedding_backward(Workspace& ws, float* dwte, const float* dout, const int32_t* tokens,
+                        int N, int C);
 
 // ---------------------------------------------------------------- RMSNorm
 // y = x / sqrt(mean(x^2) + eps) * g      x, y: (N, C)   g: (C)   rstd: (N)
 void rmsnorm_forward(float* y, float* rstd, const float* x, const float* g,
                      int N, int C, float eps);
 // dx += ..., dg += ...
-void rmsnorm_backward(float* dx, float* dg, const float* dy, const float* x,
+void rmsnorm_backward(Workspace& ws, float* dx, float* dg, const float* dy, const float* x,
                       const float* g, const float* rstd, int N, int C);
 
 // ---------------------------------------------------------------- RoPE
@@ -81,7 +115,7 @@ void residual_forward(float* out, const float* a, const float* b, int64_t N);
 // ---------------------------------------------------------------- cross-entropy
 // losses[n] = logsumexp(logits[n, :]) - logits[n, targets[n]]
 // logits: (N, V)   targets, losses, lse: (N). Returns the mean loss (waits).
-float cross_entropy_forward(float* losses, float* lse, const float* logits,
+float cross_entropy_forward(Workspace& ws, float* losses, float* lse, const float* logits,
                             const int32_t* targets, int N, int V);
 // dlogits[n, :] += scale * (softmax(logits[n, :]) - onehot(targets[n]))
 void cross_entropy_backward(float* dlogits, const float* logits, const float* lse,
@@ -99,7 +133,7 @@ void adamw_update(float* params, float* m, float* v, const float* grads, int64_t
                   const uint8_t* frozen, const OptimParam& t, const AdamWConfig& config,
                   float lr);
 // sum_i x_i^2, accumulated in double in a fixed order (deterministic); waits.
-double sum_squares(const float* x, size_t n);
+double sum_squares(Workspace& ws, const float* x, size_t n);
 // x *= a   (n) elements
 void scale(float* x, float a, size_t n);
 
