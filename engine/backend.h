@@ -83,8 +83,14 @@ class Backend {
     precision_ = p;
   }
   Precision precision() const { return precision_; }
-  virtual void matmul(float* C, const float* A, const float* B, int M, int N, int K,
-                      bool transA, bool transB, float alpha = 1.0f, float beta = 0.0f) = 0;
+  // matmul at an explicit precision p, whatever precision() is; throws if
+  // this backend lacks p.
+  virtual void gemm(float* C, const float* A, const float* B, int M, int N, int K, bool transA,
+                    bool transB, float alpha, float beta, Precision p) = 0;
+  void matmul(float* C, const float* A, const float* B, int M, int N, int K, bool transA,
+              bool transB, float alpha = 1.0f, float beta = 0.0f) {
+    gemm(C, A, B, M, N, K, transA, transB, alpha, beta, precision());
+  }
   // y (N, out) = x (N, in) @ W^T
   void linear_forward(float* y, const float* x, const float* W, int N, int in, int out) {
     matmul(y, x, W, N, out, in, false, true);

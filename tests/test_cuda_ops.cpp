@@ -1,6 +1,6 @@
 // The CUDA backend against the CPU backend, op by op (engine/cuda/ops.h vs
 // engine/ops.h): same random inputs, both ops run, outputs compared; then
-// CudaBackend's own memory calls and its matmul at each precision.
+// CudaBackend's own memory calls and its gemm at each precision.
 //
 // Outputs start POISONED with NaN, so an element a kernel forgets to write
 // fails the comparison; gradient buffers start at the same random values on
@@ -116,7 +116,8 @@ TEST_CASE("matmul matches the CPU for every transpose pair, alpha and beta" *
         auto C = beta == 0.0f ? nans((size_t)M * N) : randn((size_t)M * N, rng);
         Dev<float> dA(A), dB(B), dC(C);
         cpu::matmul(C.data(), A.data(), B.data(), M, N, K, tA, tB, 0.75f, beta);
-        cuda::matmul(workspace(), dC.ptr, dA.ptr, dB.ptr, M, N, K, tA, tB, 0.75f, beta);
+        cuda::matmul(workspace(), dC.ptr, dA.ptr, dB.ptr, M, N, K, tA, tB, 0.75f, beta,
+                     Precision::kFp32);
         CHECK_CLOSE(dC, C, kFp32);
       }
 }
@@ -144,8 +145,8 @@ TEST_CASE("the backend's linear layer matches the CPU and accumulates its gradie
   CHECK_CLOSE(dx_d, dx, kFp32);
 }
 
-TEST_CASE("backend matmul at fp32, TF32 and bf16 stays within each precision's bound" *
-          doctest::skip(!has_gpu())) {
+TEST_CASE("backend gemm at fp32, TF32 and bf16 stays within each precision's bound; "
+          "matmul at that precision() gives the same bits" * doctest::skip(!has_gpu())) {
   Rng rng{3, 400, 0};
   // Large enough that cuBLAS picks its tensor-core kernels, odd N so that no
   // tile divides it. The bounds (kFp32, kTf32, kBf16 above) are against the
@@ -165,16 +166,19 @@ TEST_CASE("backend matmul at fp32, TF32 and bf16 stays within each precision's b
         CAPTURE(tB);
         auto A = randn((size_t)M * K, rng), B = randn((size_t)K * N, rng);
         auto C = nans((size_t)M * N);
-        Dev<float> dA(A), dB(B), dC(C);
+        Dev<float> dA(A), dB(B), dC(C), dC_matmul(C);
         cpu::matmul(C.data(), A.data(), B.data(), M, N, K, tA, tB);
-        {
-          PrecisionScope scope(c.p);
-          gpu().matmul(dC.ptr, dA.ptr, dB.ptr, M, N, K, tA, tB);
-          gpu().synchronize();
-        }
+        gpu().gemm(dC.ptr, dA.ptr, dB.ptr, M, N, K, tA, tB, 1.0f, 0.0f, c.p);
+        CHECK(gpu().precision() == Precision::kFp32);  // gemm leaves it alone
         const double err = rel_err(dC.host(), C);
         MESSAGE(c.name << " tA=" << tA << " tB=" << tB << ": rel err " << err);
         CHECK(err <= c.tol);
+        {
+          PrecisionScope scope(c.p);
+          gpu().matmul(dC_matmul.ptr, dA.ptr, dB.ptr, M, N, K, tA, tB);
+        }
+        // The same cuBLAS call on the same GPU: the same bits.
+        CHECK(dC_matmul.host() == dC.host());
       }
 }
 

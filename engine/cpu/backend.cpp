@@ -104,15 +104,19 @@ void CpuBackend::zero_2d(void* p, size_t pitch, size_t width, size_t rows) {
   for (size_t i = 0; i < rows; i++) std::memset((char*)p + i * pitch, 0, width);
 }
 
-void CpuBackend::apply_precision(Precision p) {
+// The CPU multiplies in fp32 only.
+static void check_precision(Precision p) {
   if (p != Precision::kFp32)
     throw Error("--dtype bf16 and --tf32 need --device cuda: the CPU backend multiplies in fp32");
 }
 
+void CpuBackend::apply_precision(Precision p) { check_precision(p); }
+
 // Every op: check (strict) that its arrays are backend memory, open the
 // protected memory, run the engine/ops.h twin.
-void CpuBackend::matmul(float* C, const float* A, const float* B, int M, int N, int K,
-                        bool transA, bool transB, float alpha, float beta) {
+void CpuBackend::gemm(float* C, const float* A, const float* B, int M, int N, int K, bool transA,
+                      bool transB, float alpha, float beta, Precision p) {
+  check_precision(p);
   Open o(*this, {C, A, B});
   cpu::matmul(C, A, B, M, N, K, transA, transB, alpha, beta);
 }

@@ -44,8 +44,8 @@ class CpuBackend : public Backend {
   void main_waits_for_side() override { run_side_copies(); }
 
   void apply_precision(Precision p) override;
-  void matmul(float* C, const float* A, const float* B, int M, int N, int K, bool transA,
-              bool transB, float alpha, float beta) override;
+  void gemm(float* C, const float* A, const float* B, int M, int N, int K, bool transA,
+            bool transB, float alpha, float beta, Precision p) override;
   void embedding_forward(float* out, const int32_t* tokens, const float* wte, int N,
                          int C) override;
   void embedding_backward(float* dwte, const float* dout, const int32_t* tokens, int N,

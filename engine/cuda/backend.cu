@@ -61,6 +61,7 @@ class CudaBackend : public Backend {
     cudaDeviceProp prop;
     CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
     name_ = "cuda:" + std::to_string(device_) + " (" + prop.name + ")";
+    cc_major_ = prop.major;
     // Non-blocking: the side stream does not wait for the default stream
     // (nor it for the side stream) except through the two events below.
     CUDA_CHECK(cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking));
@@ -147,10 +148,19 @@ class CudaBackend : public Backend {
   }
 
   // ------------------------------------------------------------ ops
-  void apply_precision(Precision p) override { cuda::set_precision(p); }
-  void matmul(float* C, const float* A, const float* B, int M, int N, int K, bool transA,
-              bool transB, float alpha, float beta) override {
-    cuda::matmul(ws_, C, A, B, M, N, K, transA, transB, alpha, beta);
+  // TF32 and bf16 tensor cores arrived with Ampere (compute capability 8.0);
+  // on an older GPU cuBLAS would silently multiply some other way.
+  void check_precision(Precision p) const {
+    if (p != Precision::kFp32 && cc_major_ < 8)
+      throw Error(std::string(p == Precision::kTf32 ? "--tf32" : "--dtype bf16") +
+                  " needs an Ampere or newer GPU (compute capability 8.0); device " +
+                  std::to_string(device_) + " has " + std::to_string(cc_major_) + ".x");
+  }
+  void apply_precision(Precision p) override { check_precision(p); }
+  void gemm(float* C, const float* A, const float* B, int M, int N, int K, bool transA,
+            bool transB, float alpha, float beta, Precision p) override {
+    check_precision(p);
+    cuda::matmul(ws_, C, A, B, M, N, K, transA, transB, alpha, beta, p);
   }
   void embedding_forward(float* out, const int32_t* tokens, const float* wte, int N,
                          int C) override {
@@ -222,7 +232,7 @@ class CudaBackend : public Backend {
   }
 
  private:
-  int device_ = 0;
+  int device_ = 0, cc_major_ = 0;  // cc_major_: compute capability major
   std::string name_;
   cudaStream_t side_ = nullptr;
   cudaEvent_t main_done_ = nullptr, side_done_ = nullptr;

@@ -59,16 +59,15 @@ struct Workspace {
 // op(A) is (M, K): A is stored (M, K), or (K, M) when transA.
 // op(B) is (K, N): B is stored (K, N), or (N, K) when transB.
 // beta = 0 overwrites C (C may be uninitialised, even NaN).
-void matmul(Workspace& ws, float* C, const float* A, const float* B, int M, int N, int K,
-            bool transA, bool transB, float alpha = 1.0f, float beta = 0.0f);
-// How every later matmul multiplies, for the whole process (fp32 storage in
-// and out, fp32 accumulation in every mode):
-//   kFp32  plain fp32 FMAs, no tensor cores (the default);
+// p is how it multiplies (fp32 storage in and out, fp32 accumulation in
+// every mode):
+//   kFp32  plain fp32 FMAs, no tensor cores;
 //   kTf32  TF32 tensor cores, inputs rounded to 10 mantissa bits (H100/H200:
 //          ~7x the fp32 rate);
 //   kBf16  bf16 tensor cores, inputs rounded to 7 mantissa bits (~15x).
-// Throws for kTf32 and kBf16 on a GPU older than Ampere (no such cores).
-void set_precision(Precision p);
+// kTf32 and kBf16 need an Ampere or newer GPU (CudaBackend checks).
+void matmul(Workspace& ws, float* C, const float* A, const float* B, int M, int N, int K,
+            bool transA, bool transB, float alpha, float beta, Precision p);
 
 // ---------------------------------------------------------------- embedding
 // out (N, C) = wte[tokens[n], :]     tokens (N), wte (V, C)
