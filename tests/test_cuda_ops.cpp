@@ -28,11 +28,13 @@
 #include "engine/ops.h"
 #include "engine/rng.h"
 #include "tests/gradcheck.h"
+#include "tests/precision_scope.h"
 
 #if SWITCHLORA_CUDA
 #include "engine/cuda/ops.h"
 
 using namespace switchlora;
+using test::PrecisionScope;
 using test::randn;
 
 namespace {
@@ -63,13 +65,6 @@ struct Dev {
     buf.from_host(h);
   }
   std::vector<T> host() const { return buf.to_host(); }
-};
-
-// Sets a precision for one scope and restores fp32 however the scope ends,
-// so a failed check cannot leave later cases multiplying in bf16.
-struct PrecisionScope {
-  explicit PrecisionScope(Precision p) { gpu().set_precision(p); }
-  ~PrecisionScope() { gpu().set_precision(Precision::kFp32); }
 };
 
 std::vector<float> nans(size_t n) { return std::vector<float>(n, kNaN); }
@@ -174,7 +169,7 @@ TEST_CASE("backend gemm at fp32, TF32 and bf16 stays within each precision's bou
         MESSAGE(c.name << " tA=" << tA << " tB=" << tB << ": rel err " << err);
         CHECK(err <= c.tol);
         {
-          PrecisionScope scope(c.p);
+          PrecisionScope scope(gpu(), c.p);
           gpu().matmul(dC_matmul.ptr, dA.ptr, dB.ptr, M, N, K, tA, tB);
         }
         // The same cuBLAS call on the same GPU: the same bits.
