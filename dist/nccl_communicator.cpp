@@ -17,31 +17,18 @@ std::unique_ptr<Communicator> make_gpu_communicator(Communicator& host, Backend&
 }  // namespace switchlora
 
 #if SWITCHLORA_NCCL
-#include <cuda_runtime.h>
+#include "engine/cuda/check.h"
+
+// Every CUDA call goes through CUDA_CHECK (engine/cuda/check.h), every NCCL
+// call through this: a failure names the call, its error string, file and line.
+#define NCCL_CHECK(call)                                                                        \
+  do {                                                                                          \
+    const ncclResult_t nccl_err_ = (call);                                                      \
+    if (nccl_err_ != ncclSuccess)                                                               \
+      ::switchlora::cuda::throw_cuda(#call, ncclGetErrorString(nccl_err_), __FILE__, __LINE__); \
+  } while (0)
 
 namespace switchlora {
-
-namespace {
-
-// Every CUDA and NCCL call goes through one of these: a failure names the
-// call, file and line.
-#define CUDA_CHECK(call)                                                                      \
-  do {                                                                                        \
-    const cudaError_t cuda_err_ = (call);                                                     \
-    if (cuda_err_ != cudaSuccess)                                                             \
-      throw ::switchlora::Error(std::string(#call) + " failed at " + __FILE__ + ":" +         \
-                                std::to_string(__LINE__) + ": " + cudaGetErrorString(cuda_err_)); \
-  } while (0)
-
-#define NCCL_CHECK(call)                                                                      \
-  do {                                                                                        \
-    const ncclResult_t nccl_err_ = (call);                                                    \
-    if (nccl_err_ != ncclSuccess)                                                             \
-      throw ::switchlora::Error(std::string(#call) + " failed at " + __FILE__ + ":" +         \
-                                std::to_string(__LINE__) + ": " + ncclGetErrorString(nccl_err_)); \
-  } while (0)
-
-}  // namespace
 
 NcclCommunicator::NcclCommunicator(Communicator& host) : host_(&host) {
   int devices = 0;

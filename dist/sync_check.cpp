@@ -51,6 +51,17 @@ nlohmann::json describe_files(const std::vector<std::string>& paths) {
   return files;
 }
 
+// A value as a user typed it: a float flag (widened to double in the JSON)
+// prints as 0.002, not 0.0020000000949949026.
+std::string show_value(const nlohmann::json& v) {
+  if (!v.is_number_float()) return v.dump();
+  const double d = v.get<double>();
+  char buf[32];
+  const auto end = (double)(float)d == d ? std::to_chars(buf, buf + sizeof buf, (float)d).ptr
+                                         : std::to_chars(buf, buf + sizeof buf, d).ptr;
+  return std::string(buf, end);
+}
+
 namespace {
 
 // Every rank sends its text to every other, one broadcast per rank.
@@ -67,16 +78,6 @@ std::vector<std::string> exchange(Communicator& comm, const std::string& mine) {
   return all;
 }
 
-// A value as a user typed it: a float flag (widened to double in the JSON)
-// prints as 0.002, not 0.0020000000949949026.
-std::string show(const nlohmann::json& v) {
-  if (!v.is_number_float()) return v.dump();
-  const double d = v.get<double>();
-  char buf[32];
-  const auto end = (double)(float)d == d ? std::to_chars(buf, buf + sizeof buf, (float)d).ptr
-                                         : std::to_chars(buf, buf + sizeof buf, d).ptr;
-  return std::string(buf, end);
-}
 
 // "/config/hidden_size" -> "config.hidden_size"
 std::string field_name(const std::string& pointer) {
@@ -101,8 +102,8 @@ void check_ranks_agree(Communicator& comm, const nlohmann::json& identity) {
     keys.update(other);
     for (auto& item : keys.items()) {
       const std::string& key = item.key();
-      const std::string theirs = other.contains(key) ? show(other[key]) : "(none)";
-      const std::string ours = ref.contains(key) ? show(ref[key]) : "(none)";
+      const std::string theirs = other.contains(key) ? show_value(other[key]) : "(none)";
+      const std::string ours = ref.contains(key) ? show_value(ref[key]) : "(none)";
       if (theirs != ours)
         diffs += "\n  rank " + std::to_string(r) + " has " + field_name(key) + " = " + theirs + " (rank 0: " + ours + ")";
     }

@@ -39,4 +39,8 @@ struct NamedBuffer {
 // throws the same CollectiveError naming the buffers and `when` ("at step 40").
 void check_in_sync(Communicator& comm, const std::vector<NamedBuffer>& buffers, const std::string& when);
 
+// A JSON value as a user would type it: a float (widened to double in the
+// JSON) prints as 0.002, not 0.0020000000949949026.
+std::string show_value(const nlohmann::json& v);
+
 }  // namespace switchlora

@@ -1,5 +1,6 @@
-// The backend a model runs on (DESIGN §2): the op set of engine/ops.h, the
-// few updates the optimizer and SwitchLoRA make to parameters, and the memory
+// The backend a model runs on (DESIGN §2): the op set, each op's shapes and
+// equations declared here once (its CPU twin in engine/cpu/, its CUDA twin
+// in engine/cuda/), the few updates the optimizer makes to parameters, and the memory
 // calls that move data between the host and the backend's memory. The model,
 // the optimizer and the switcher are written once against this interface;
 // `--device cpu` gives them CpuBackend (engine/cpu/backend.cpp) and `--device
@@ -44,6 +45,7 @@ class Backend {
   virtual std::string name() const = 0;  // "cpu", "cuda:0 (NVIDIA H200)"
 
   // ------------------------------------------------------------ memory
+  // Each backend's own calls: engine/cpu/backend.cpp, engine/cuda/backend.cu.
   // Backend memory, zero-filled. Never null (throws on failure).
   virtual void* alloc(size_t bytes) = 0;
   virtual void release(void* p) = 0;  // null is fine
@@ -72,21 +74,46 @@ class Backend {
   //   side_waits_for_main(): later side copies start after every call queued so far;
   //   main_waits_for_side(): later calls start after every side copy queued so far.
   virtual void copy_side(void* dst, const void* src, size_t bytes) = 0;
-  virtual void copy_2d_side(void* dst, size_t dst_pitch, const void* src, size_t src_pitch,
-                            size_t width, size_t rows) = 0;
   virtual void side_waits_for_main() = 0;
   virtual void main_waits_for_side() = 0;
 
   // ------------------------------------------------------------ ops
-  // As engine/ops.h, on backend memory.
-  // Throws if this backend lacks p. Process-wide for this backend.
+  // The op set, declared once here (DESIGN §2): each op is a hand-written
+  // forward/backward pair over fp32 arrays of backend memory, written twice,
+  // in engine/cpu/X.cpp (the reference, declared in engine/ops.h) and in
+  // engine/cuda/X.cu (engine/cuda/ops.h), with the same names and argument
+  // order as here.
+  //   - forward functions overwrite their outputs;
+  //   - backward functions ACCUMULATE (+=) into gradient buffers, so zeroing
+  //     the gradients is one explicit step per optimizer step; a null
+  //     gradient pointer means "not needed" and is skipped.
+  // Dimension names as in llm.c: B batch, T time, C channels, NH heads,
+  // HS head size (C = NH * HS), V vocabulary, N = B * T rows. The CPU ops
+  // throw for a bad token or target id; kernels cannot throw, so on CUDA
+  // those become NaN outputs instead (embedding.cu, cross_entropy.cu).
+
+  // How matmul multiplies (Precision above). Throws if this backend lacks p:
+  // the CPU has fp32 only; TF32 and bf16 need an Ampere or newer GPU.
+  // Process-wide for this backend.
   void set_precision(Precision p) {
     apply_precision(p);
     precision_ = p;
   }
   Precision precision() const { return precision_; }
-  virtual void matmul(float* C, const float* A, const float* B, int M, int N, int K,
-                      bool transA, bool transB, float alpha = 1.0f, float beta = 0.0f) = 0;
+  // Matmul: C = alpha * op(A) @ op(B) + beta * C   -- the only BLAS call site
+  // C: (M, N)   op(A): (M, K), A stored (M, K), or (K, M) when transA
+  //             op(B): (K, N), B stored (K, N), or (N, K) when transB
+  // Row-major, contiguous. beta = 0 overwrites C (C may be uninitialised, even NaN).
+  // engine/cpu/matmul.cpp (Eigen), engine/cuda/matmul.cu (cuBLAS).
+  // gemm multiplies at precision p, whatever precision() is (throws if this
+  // backend lacks p); matmul is gemm at precision().
+  virtual void gemm(float* C, const float* A, const float* B, int M, int N, int K, bool transA,
+                    bool transB, float alpha, float beta, Precision p) = 0;
+  void matmul(float* C, const float* A, const float* B, int M, int N, int K, bool transA,
+              bool transB, float alpha = 1.0f, float beta = 0.0f) {
+    gemm(C, A, B, M, N, K, transA, transB, alpha, beta, precision());
+  }
+  // Linear layer without bias, on matmul, weights in PyTorch's (out, in) layout:
   // y (N, out) = x (N, in) @ W^T
   void linear_forward(float* y, const float* x, const float* W, int N, int in, int out) {
     matmul(y, x, W, N, out, in, false, true);
@@ -97,32 +124,76 @@ class Backend {
     if (dx) matmul(dx, dy, W, N, in, out, false, false, 1.0f, 1.0f);
     if (dW) matmul(dW, dy, x, out, in, N, true, false, 1.0f, 1.0f);
   }
+
+  // Embedding: out[n, :] = wte[tokens[n], :]
+  // tokens: (N)   wte: (V, C)   out: (N, C)
+  // engine/cpu/embedding.cpp, engine/cuda/embedding.cu
   virtual void embedding_forward(float* out, const int32_t* tokens, const float* wte, int N,
                                  int C) = 0;
+  // dwte[tokens[n], :] += dout[n, :]
   virtual void embedding_backward(float* dwte, const float* dout, const int32_t* tokens, int N,
                                   int C) = 0;
+
+  // RMSNorm: y = x / sqrt(mean(x^2) + eps) * g
+  // x, y: (N, C)   g: (C)   rstd: (N) saved for backward
+  // engine/cpu/rmsnorm.cpp, engine/cuda/rmsnorm.cu
   virtual void rmsnorm_forward(float* y, float* rstd, const float* x, const float* g, int N,
                                int C, float eps) = 0;
+  // dx += ..., dg += ...
   virtual void rmsnorm_backward(float* dx, float* dg, const float* dy, const float* x,
                                 const float* g, const float* rstd, int N, int C) = 0;
+
+  // RoPE, rotary position embedding in HF LLaMA's "rotate_half" convention:
+  // within each head, element i pairs with element i + HS/2 (i < HS/2) and
+  // the pair is rotated by angle t * theta^(-2i/HS), t the position in the
+  // sequence:
+  //   out[i]        = x[i] cos - x[i + HS/2] sin
+  //   out[i + HS/2] = x[i + HS/2] cos + x[i] sin
+  // x, out: (B, T, NH, HS), i.e. the (N, C) output of a q or k projection.
+  // engine/cpu/rope.cpp, engine/cuda/rope.cu
   virtual void rope_forward(float* out, const float* x, int B, int T, int NH, int HS,
                             float theta) = 0;
+  // dx += R^T dout  (the inverse rotation)
   virtual void rope_backward(float* dx, const float* dout, int B, int T, int NH, int HS,
                              float theta) = 0;
+
+  // Attention, causal and multi-head, with a fused softmax, scale 1/sqrt(HS):
+  //   out[t] = sum_{s<=t} softmax_s(q[t].k[s] / sqrt(HS)) v[s]
+  // q, k, v, out: (B, T, NH, HS)   lse: (B, NH, T), the log-sum-exp of each
+  // softmax row, saved so that backward recomputes the probabilities instead
+  // of storing the (T, T) matrix (the flash-attention trick). CUDA: HS at
+  // most 128 (the kernel keeps a row of a head in registers).
+  // engine/cpu/attention.cpp, engine/cuda/attention.cu
   virtual void attention_forward(float* out, float* lse, const float* q, const float* k,
                                  const float* v, int B, int T, int NH, int HS) = 0;
+  // dq, dk, dv += ...   (out and lse are the forward's)
   virtual void attention_backward(float* dq, float* dk, float* dv, const float* dout,
                                   const float* q, const float* k, const float* v,
                                   const float* out, const float* lse, int B, int T, int NH,
                                   int HS) = 0;
+
+  // SwiGLU: out = silu(gate) * up,  silu(x) = x * sigmoid(x)
+  // gate, up, out: (N) elements
+  // engine/cpu/swiglu.cpp, engine/cuda/swiglu.cu
   virtual void swiglu_forward(float* out, const float* gate, const float* up, int64_t N) = 0;
+  // dgate += ..., dup += ...
   virtual void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate,
                                const float* up, int64_t N) = 0;
+
+  // Residual: out = a + b   a, b, out: (N) elements; out may alias a or b.
+  // No backward: the gradient passes to both inputs unchanged.
+  // engine/cpu/residual.cpp, engine/cuda/residual.cu
   virtual void residual_forward(float* out, const float* a, const float* b, int64_t N) = 0;
-  virtual void residual_backward(float* da, float* db, const float* dout, int64_t N) = 0;
-  // Returns the mean loss to the host (waits).
+
+  // Cross-entropy, fused with the log-softmax over the vocabulary:
+  //   losses[n] = logsumexp(logits[n, :]) - logits[n, targets[n]]
+  // logits: (N, V)   targets: (N), each in [0, V)   losses, lse: (N)
+  // Returns the mean of losses, accumulated in double, to the host (waits).
+  // engine/cpu/cross_entropy.cpp, engine/cuda/cross_entropy.cu
   virtual float cross_entropy_forward(float* losses, float* lse, const float* logits,
                                       const int32_t* targets, int N, int V) = 0;
+  // dlogits[n, :] += scale * (softmax(logits[n, :]) - onehot(targets[n]))
+  // The model passes scale = 1 / (N * grad_accum_steps) for a mean loss.
   virtual void cross_entropy_backward(float* dlogits, const float* logits, const float* lse,
                                       const int32_t* targets, float scale, int N, int V) = 0;
 
@@ -135,9 +206,11 @@ class Backend {
   virtual void adamw_update(float* p, float* m, float* v, const float* g, int64_t* counters,
                             const uint8_t* frozen, int rows, int cols, StepCounter counter,
                             float lr, float beta1, float beta2, float eps, float weight_decay) = 0;
-  // sum_i x_i^2, accumulated in double (waits).
+  // Gradient clipping's two halves (optim/clip.cpp): sum_i x_i^2, accumulated
+  // in double (waits), and x *= a.  x: (n).
+  // CPU: engine/cpu/update.cpp, CUDA: engine/cuda/update.cu.
   virtual double sum_squares(const float* x, size_t n) = 0;
-  virtual void scale(float* x, float a, size_t n) = 0;  // x *= a
+  virtual void scale(float* x, float a, size_t n) = 0;
 
  protected:
   virtual void apply_precision(Precision p) = 0;

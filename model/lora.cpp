@@ -17,11 +17,9 @@ float switchlora_sigma_B(int out, int in, int r) {
 }
 
 void merge_adapter(Backend& be, const Linear& l, float sign, float* W) {
-  const Precision training = be.precision();
-  be.set_precision(Precision::kFp32);
   // W (out, in) += sign * s * B (out, r) @ A (r, in)
-  be.matmul(W ? W : l.W->data, l.B->data, l.A->data, l.out, l.in, l.r, false, false, sign * l.s, 1.0f);
-  be.set_precision(training);
+  be.gemm(W ? W : l.W->data, l.B->data, l.A->data, l.out, l.in, l.r, false, false, sign * l.s, 1.0f,
+          Precision::kFp32);
 }
 
 nlohmann::json lora_options_to_json(const LoraOptions& o) {

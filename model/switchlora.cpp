@@ -56,14 +56,11 @@ void for_each_run(int c, int k, int r, F f) {
   if (k > first) f(0, first, k - first);
 }
 
-// C (M, N) += alpha op(A) op(B) in fp32 whatever the training precision: a
+// C (M, N) += alpha op(A) B in fp32 whatever the training precision: a
 // switch must keep W + s B A to fp32 rounding.
 void exact_matmul(Backend& be, float* C, const float* A, const float* B, int M, int N, int K, bool transA,
                   float alpha) {
-  const Precision training = be.precision();
-  be.set_precision(Precision::kFp32);
-  be.matmul(C, A, B, M, N, K, transA, false, alpha, 1.0f);
-  be.set_precision(training);
+  be.gemm(C, A, B, M, N, K, transA, false, alpha, 1.0f, Precision::kFp32);
 }
 
 }  // namespace

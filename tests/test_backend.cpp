@@ -1,13 +1,13 @@
-// engine/backend.h and engine/cpu/backend.cpp: the memory calls, and the
-// discipline the GPU needs from everything above the backend. With
-// CpuBackend(strict = true) backend memory is unreadable outside the
-// backend's calls and side-queue copies run as late as a GPU may run them,
-// so a whole training run (SwitchLoRA switching and freezing, candidates
-// offloaded or not and prefetched, checkpoint save and load, export, sync
-// hashes, evaluation) that finishes on it, with the ordinary CPU backend's
-// results bit for bit, never dereferenced a backend pointer on the host and
-// never used a side copy without waiting for it: the bugs that would crash
-// or silently corrupt a GPU run.
+// engine/backend.h and engine/cpu/backend.cpp: the memory calls, gemm's
+// explicit precision, and the discipline the GPU needs from everything above
+// the backend. With CpuBackend(strict = true) backend memory is unreadable
+// outside the backend's calls and side-queue copies run as late as a GPU may
+// run them, so a whole training run (SwitchLoRA switching and freezing,
+// candidates offloaded or not and prefetched, checkpoint save and load,
+// export, sync hashes, evaluation) that finishes on it, with the ordinary CPU
+// backend's results bit for bit, never dereferenced a backend pointer on the
+// host and never used a side copy without waiting for it: the bugs that would
+// crash or silently corrupt a GPU run.
 #include <doctest/doctest.h>
 
 #include <sys/wait.h>
@@ -196,6 +196,28 @@ TEST_CASE("offloading the candidates does not change a single bit of training") 
   CHECK(host.losses == backend.losses);
   CHECK(same_bits(host.trainable, backend.trainable));
   CHECK(same_bits(host.candidates, backend.candidates));
+}
+
+TEST_CASE("gemm multiplies at the precision it is given: the CPU's fp32 is matmul's product, "
+          "the GPU precisions throw") {
+  CpuBackend be;
+  Rng rng{12, kStreamData, 0};
+  const int M = 3, N = 4, K = 5;
+  std::vector<float> a(M * K), b(K * N);
+  for (float& x : a) x = rng.normal();
+  for (float& x : b) x = rng.normal();
+  Buffer<float> A(be, a.size()), B(be, b.size()), C(be, M * N), D(be, M * N);
+  A.from_host(a);
+  B.from_host(b);
+  be.gemm(C.data(), A.data(), B.data(), M, N, K, false, false, 0.5f, 0.0f, Precision::kFp32);
+  be.matmul(D.data(), A.data(), B.data(), M, N, K, false, false, 0.5f);
+  const std::vector<float> product = C.to_host();
+  CHECK(product == D.to_host());
+  CHECK(product != std::vector<float>(M * N, 0.0f));
+  CHECK_THROWS_WITH_AS(be.gemm(C.data(), A.data(), B.data(), M, N, K, false, false, 1.0f, 0.0f,
+                               Precision::kBf16),
+                       doctest::Contains("--device cuda"), Error);
+  CHECK(C.to_host() == product);  // refused before it wrote anything
 }
 
 TEST_CASE("--device and --dtype errors name the flag") {

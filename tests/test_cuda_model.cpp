@@ -34,11 +34,13 @@
 #include "engine/rng.h"
 #include "model/llama.h"
 #include "model/lora.h"
+#include "tests/precision_scope.h"
 #include "tests/tiny_config.h"
 #include "train/switchlora_method.h"
 #include "train/trainer.h"
 
 using namespace switchlora;
+using switchlora::test::PrecisionScope;
 using switchlora::test::tiny_config;
 
 namespace {
@@ -82,13 +84,6 @@ void check_per_tensor(const Llama& gpu_model, const std::vector<float>& gpu,
   }
   CHECK(checked > 0);
 }
-
-// Sets a GPU precision for one scope and restores fp32 however it ends.
-struct PrecisionScope {
-  Backend& be;
-  PrecisionScope(Backend& b, Precision p) : be(b) { be.set_precision(p); }
-  ~PrecisionScope() { be.set_precision(Precision::kFp32); }
-};
 
 // (B, T) random token ids for inputs and targets, from a seeded stream.
 void random_tokens(int32_t* inputs, int32_t* targets, size_t n, int V, uint64_t key) {

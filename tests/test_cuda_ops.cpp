@@ -1,6 +1,6 @@
 // The CUDA backend against the CPU backend, op by op (engine/cuda/ops.h vs
 // engine/ops.h): same random inputs, both ops run, outputs compared; then
-// CudaBackend's own memory calls and its matmul at each precision.
+// CudaBackend's own memory calls and its gemm at each precision.
 //
 // Outputs start POISONED with NaN, so an element a kernel forgets to write
 // fails the comparison; gradient buffers start at the same random values on
@@ -29,11 +29,13 @@
 #include "engine/rng.h"
 #include "optim/adamw.h"
 #include "tests/gradcheck.h"
+#include "tests/precision_scope.h"
 
 #if SWITCHLORA_CUDA
 #include "engine/cuda/ops.h"
 
 using namespace switchlora;
+using test::PrecisionScope;
 using test::randn;
 
 namespace {
@@ -49,6 +51,12 @@ const float kNaN = std::numeric_limits<float>::quiet_NaN();
 // The process's CUDA backend (only asked for when a GPU is there).
 Backend& gpu() { return backend_for("cuda"); }
 
+// The state the ops that take one keep between calls (the backend has its own).
+cuda::Workspace& workspace() {
+  static cuda::Workspace ws;
+  return ws;
+}
+
 // A device copy of a host array in CudaBackend memory, freed on scope exit.
 template <typename T>
 struct Dev {
@@ -58,13 +66,6 @@ struct Dev {
     buf.from_host(h);
   }
   std::vector<T> host() const { return buf.to_host(); }
-};
-
-// Sets a precision for one scope and restores fp32 however the scope ends,
-// so a failed check cannot leave later cases multiplying in bf16.
-struct PrecisionScope {
-  explicit PrecisionScope(Precision p) { gpu().set_precision(p); }
-  ~PrecisionScope() { gpu().set_precision(Precision::kFp32); }
 };
 
 std::vector<float> nans(size_t n) { return std::vector<float>(n, kNaN); }
@@ -111,7 +112,8 @@ TEST_CASE("matmul matches the CPU for every transpose pair, alpha and beta" *
         auto C = beta == 0.0f ? nans((size_t)M * N) : randn((size_t)M * N, rng);
         Dev<float> dA(A), dB(B), dC(C);
         cpu::matmul(C.data(), A.data(), B.data(), M, N, K, tA, tB, 0.75f, beta);
-        cuda::matmul(dC.ptr, dA.ptr, dB.ptr, M, N, K, tA, tB, 0.75f, beta);
+        cuda::matmul(workspace(), dC.ptr, dA.ptr, dB.ptr, M, N, K, tA, tB, 0.75f, beta,
+                     Precision::kFp32);
         CHECK_CLOSE(dC, C, kFp32);
       }
 }
@@ -139,8 +141,8 @@ TEST_CASE("the backend's linear layer matches the CPU and accumulates its gradie
   CHECK_CLOSE(dx_d, dx, kFp32);
 }
 
-TEST_CASE("backend matmul at fp32, TF32 and bf16 stays within each precision's bound" *
-          doctest::skip(!has_gpu())) {
+TEST_CASE("backend gemm at fp32, TF32 and bf16 stays within each precision's bound; "
+          "matmul at that precision() gives the same bits" * doctest::skip(!has_gpu())) {
   Rng rng{3, 400, 0};
   // Large enough that cuBLAS picks its tensor-core kernels, odd N so that no
   // tile divides it. The bounds (kFp32, kTf32, kBf16 above) are against the
@@ -160,16 +162,19 @@ TEST_CASE("backend matmul at fp32, TF32 and bf16 stays within each precision's b
         CAPTURE(tB);
         auto A = randn((size_t)M * K, rng), B = randn((size_t)K * N, rng);
         auto C = nans((size_t)M * N);
-        Dev<float> dA(A), dB(B), dC(C);
+        Dev<float> dA(A), dB(B), dC(C), dC_matmul(C);
         cpu::matmul(C.data(), A.data(), B.data(), M, N, K, tA, tB);
-        {
-          PrecisionScope scope(c.p);
-          gpu().matmul(dC.ptr, dA.ptr, dB.ptr, M, N, K, tA, tB);
-          gpu().synchronize();
-        }
+        gpu().gemm(dC.ptr, dA.ptr, dB.ptr, M, N, K, tA, tB, 1.0f, 0.0f, c.p);
+        CHECK(gpu().precision() == Precision::kFp32);  // gemm leaves it alone
         const double err = rel_err(dC.host(), C);
         MESSAGE(c.name << " tA=" << tA << " tB=" << tB << ": rel err " << err);
         CHECK(err <= c.tol);
+        {
+          PrecisionScope scope(gpu(), c.p);
+          gpu().matmul(dC_matmul.ptr, dA.ptr, dB.ptr, M, N, K, tA, tB);
+        }
+        // The same cuBLAS call on the same GPU: the same bits.
+        CHECK(dC_matmul.host() == dC.host());
       }
 }
 
@@ -186,7 +191,7 @@ TEST_CASE("embedding forward gathers and backward sums repeated tokens" *
   cuda::embedding_forward(out_d.ptr, t_d.ptr, wte_d.ptr, N, C);
   CHECK_CLOSE(out_d, out, 0.0);  // a copy: exact
   cpu::embedding_backward(dwte.data(), dout.data(), tokens.data(), N, C);
-  cuda::embedding_backward(dwte_d.ptr, dout_d.ptr, t_d.ptr, N, C);
+  cuda::embedding_backward(workspace(), dwte_d.ptr, dout_d.ptr, t_d.ptr, N, C);
   CHECK_CLOSE(dwte_d, dwte, kFp32);
 }
 
@@ -209,8 +214,8 @@ TEST_CASE("embedding backward is deterministic: the same bits on every run, long
   cpu::embedding_backward(dwte.data(), kept_dout.data(), kept_tokens.data(), (int)kept_tokens.size(), C);
   Dev<int32_t> t_d(tokens);
   Dev<float> dout_d(dout), first(std::vector<float>(dwte.size(), 0.0f)), second(first.host());
-  cuda::embedding_backward(first.ptr, dout_d.ptr, t_d.ptr, N, C);
-  cuda::embedding_backward(second.ptr, dout_d.ptr, t_d.ptr, N, C);
+  cuda::embedding_backward(workspace(), first.ptr, dout_d.ptr, t_d.ptr, N, C);
+  cuda::embedding_backward(workspace(), second.ptr, dout_d.ptr, t_d.ptr, N, C);
   CHECK(first.host() == second.host());
   // 6700 terms summed in another order: rounding grows ~sqrt(terms) x 2^-24.
   CHECK_CLOSE(first, dwte, 1e-4);
@@ -236,7 +241,8 @@ TEST_CASE("rmsnorm forward and backward match the CPU" * doctest::skip(!has_gpu(
     CHECK_CLOSE(y_d, y, kFp32);
     CHECK_CLOSE(rstd_d, rstd, kFp32);
     cpu::rmsnorm_backward(dx.data(), dg.data(), dy.data(), x.data(), g.data(), rstd.data(), N, C);
-    cuda::rmsnorm_backward(dx_d.ptr, dg_d.ptr, dy_d.ptr, x_d.ptr, g_d.ptr, rstd_d.ptr, N, C);
+    cuda::rmsnorm_backward(workspace(), dx_d.ptr, dg_d.ptr, dy_d.ptr, x_d.ptr, g_d.ptr,
+                           rstd_d.ptr, N, C);
     CHECK_CLOSE(dx_d, dx, kFp32);
     CHECK_CLOSE(dg_d, dg, kFp32);
   }
@@ -319,23 +325,18 @@ TEST_CASE("swiglu forward and backward match the CPU" * doctest::skip(!has_gpu()
   CHECK_CLOSE(du_d, dup, kFp32);
 }
 
-TEST_CASE("residual forward (in place too) and backward match the CPU" *
-          doctest::skip(!has_gpu())) {
+TEST_CASE("residual forward (in place too) matches the CPU" * doctest::skip(!has_gpu())) {
   Rng rng{11, 400, 0};
   const int64_t N = 5003;
-  auto a = randn(N, rng), b = randn(N, rng), dout = randn(N, rng);
-  auto out = nans(N), da = randn(N, rng), db = randn(N, rng);
-  Dev<float> a_d(a), b_d(b), do_d(dout), out_d(out), da_d(da), db_d(db);
+  auto a = randn(N, rng), b = randn(N, rng);
+  auto out = nans(N);
+  Dev<float> a_d(a), b_d(b), out_d(out);
   cpu::residual_forward(out.data(), a.data(), b.data(), N);
   cuda::residual_forward(out_d.ptr, a_d.ptr, b_d.ptr, N);
   CHECK_CLOSE(out_d, out, 0.0);  // one rounded add: exact
   cpu::residual_forward(a.data(), a.data(), b.data(), N);
   cuda::residual_forward(a_d.ptr, a_d.ptr, b_d.ptr, N);
   CHECK_CLOSE(a_d, a, 0.0);
-  cpu::residual_backward(da.data(), db.data(), dout.data(), N);
-  cuda::residual_backward(da_d.ptr, db_d.ptr, do_d.ptr, N);
-  CHECK_CLOSE(da_d, da, 0.0);
-  CHECK_CLOSE(db_d, db, 0.0);
 }
 
 TEST_CASE("cross-entropy forward and backward match the CPU" * doctest::skip(!has_gpu())) {
@@ -350,7 +351,8 @@ TEST_CASE("cross-entropy forward and backward match the CPU" * doctest::skip(!ha
     Dev<int32_t> t_d(targets);
     float mean = cpu::cross_entropy_forward(losses.data(), lse.data(), logits.data(),
                                             targets.data(), s.N, s.V);
-    float mean_d = cuda::cross_entropy_forward(losses_d.ptr, lse_d.ptr, lg_d.ptr, t_d.ptr, s.N, s.V);
+    float mean_d = cuda::cross_entropy_forward(workspace(), losses_d.ptr, lse_d.ptr, lg_d.ptr,
+                                               t_d.ptr, s.N, s.V);
     CHECK(std::fabs(mean_d - mean) <= kFp32 * std::fabs(mean));
     CHECK_CLOSE(losses_d, losses, kFp32);
     CHECK_CLOSE(lse_d, lse, kFp32);
@@ -417,8 +419,8 @@ TEST_CASE("sum_squares matches the CPU's double sum and is the same on every cal
     auto x = randn(n, rng, 3.0f);
     Dev<float> x_d(x);
     const double want = cpu::sum_squares(x.data(), n);
-    const double got = cuda::sum_squares(x_d.ptr, n);
-    const double again = cuda::sum_squares(x_d.ptr, n);
+    const double got = cuda::sum_squares(workspace(), x_d.ptr, n);
+    const double again = cuda::sum_squares(workspace(), x_d.ptr, n);
     if (n == 0) CHECK(got == 0.0);
     else CHECK(std::fabs(got - want) <= 1e-12 * want);
     CHECK(std::memcmp(&got, &again, sizeof got) == 0);  // deterministic, bit for bit

@@ -46,7 +46,7 @@ nlohmann::json identity(const Flags& f, const std::set<std::string>& except, con
   nlohmann::json j = f.values(united(kNotIdentity, except));
   j["method"] = o.method;
   j["config"] = nlohmann::json::parse(config_to_json(c));
-  j["total_batch_size"] = std::to_string(o.total_batch_size);  // 0 means batch_size x ranks
+  j["total_batch_size"] = o.total_batch_size;  // 0 means batch_size x ranks
   return j;
 }
 
@@ -54,10 +54,11 @@ nlohmann::json identity(const Flags& f, const std::set<std::string>& except, con
 // does not know (added since) must be at its default.
 void check_resumable(const nlohmann::json& saved, const nlohmann::json& now, const Flags& f, const std::string& path) {
   for (auto& [key, value] : now.items()) {
-    const nlohmann::json was = saved.contains(key) ? saved[key] : nlohmann::json(f.default_of(key));
+    const nlohmann::json was = saved.contains(key) ? saved[key] : f.default_of(key);
     if (was != value)
-      throw Error(path + ": checkpoint was trained with " + key + " = " + was.dump() + ", this run has " +
-                            value.dump() + " (flags that may change on resume: " + nlohmann::json(kMayChangeOnResume).dump() + ")");
+      throw Error(path + ": checkpoint was trained with " + key + " = " + show_value(was) + ", this run has " +
+                  show_value(value) + " (flags that may change on resume: " +
+                  nlohmann::json(kMayChangeOnResume).dump() + ")");
   }
 }
 

@@ -1,6 +1,5 @@
 #include "train/flags.h"
 
-#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 
@@ -59,13 +58,13 @@ std::string Flags::get_string(const std::string& name, const std::string& fallba
 int Flags::get_int(const std::string& name, int fallback, const std::string& help) {
   describe(name, "N", help + " [" + std::to_string(fallback) + "]");
   const std::optional<std::string> v = find_value(name);
-  values_[name] = defaults_[name] = std::to_string(fallback);
+  values_[name] = defaults_[name] = fallback;
   if (!v) return fallback;
   char* end = nullptr;
   long x = std::strtol(v->c_str(), &end, 10);
   if (v->empty() || *end != '\0' || x < -2147483647L || x > 2147483647L)
     throw Error("flag --" + name + " expects an integer, got \"" + *v + "\"");
-  values_[name] = std::to_string(x);
+  values_[name] = (int)x;
   return (int)x;
 }
 
@@ -74,17 +73,13 @@ float Flags::get_float(const std::string& name, float fallback, const std::strin
   std::snprintf(def, sizeof def, "%g", fallback);
   describe(name, "X", help + " [" + def + "]");
   const std::optional<std::string> v = find_value(name);
-  auto normalised = [](float x) {  // the shortest text that reads back as x
-    char buf[32];
-    return std::string(buf, std::to_chars(buf, buf + sizeof buf, x).ptr);
-  };
-  values_[name] = defaults_[name] = normalised(fallback);
+  values_[name] = defaults_[name] = fallback;
   if (!v) return fallback;
   char* end = nullptr;
   float x = std::strtof(v->c_str(), &end);
   if (v->empty() || *end != '\0')
     throw Error("flag --" + name + " expects a number, got \"" + *v + "\"");
-  values_[name] = normalised(x);
+  values_[name] = x;
   return x;
 }
 
@@ -104,8 +99,8 @@ bool Flags::get_bool(const std::string& name, const std::string& help) {
       else throw Error("flag " + key + " expects true or false, got \"" + v + "\"");
     }
   }
-  defaults_[name] = "false";
-  values_[name] = value ? "true" : "false";
+  defaults_[name] = false;
+  values_[name] = value;
   return value;
 }
 
@@ -116,9 +111,9 @@ nlohmann::json Flags::values(const std::set<std::string>& except) const {
   return j;
 }
 
-std::string Flags::default_of(const std::string& name) const {
+nlohmann::json Flags::default_of(const std::string& name) const {
   auto it = defaults_.find(name);
-  return it == defaults_.end() ? "" : it->second;
+  return it == defaults_.end() ? nlohmann::json() : it->second;
 }
 
 bool Flags::finish() {

@@ -34,12 +34,12 @@ class Flags {
   bool finish();
   // The arguments as given, for checkpoints and logs.
   std::vector<std::string> args() const { return args_; }
-  // Every flag read so far with its value (given or default), normalised by
-  // its type ("--lr 1e-3" and "--lr 0.001" agree), except those in `except`:
-  // what defines a run, for resume and rank-agreement checks.
+  // Every flag read so far with its value (given or default) as a JSON value
+  // of its type ("--lr 1e-3" and "--lr 0.001" agree), except those in
+  // `except`: what defines a run, for resume and rank-agreement checks.
   nlohmann::json values(const std::set<std::string>& except = {}) const;
-  // The normalised default of a flag read so far ("" when unknown).
-  std::string default_of(const std::string& name) const;
+  // The default of a flag read so far (null when unknown).
+  nlohmann::json default_of(const std::string& name) const;
 
  private:
   std::optional<std::string> find_value(const std::string& name);
@@ -49,7 +49,7 @@ class Flags {
   std::vector<std::string> args_;
   std::vector<bool> used_;
   std::vector<std::string> help_lines_;
-  std::map<std::string, std::string> values_, defaults_;  // flag -> normalised value
+  std::map<std::string, nlohmann::json> values_, defaults_;  // flag -> typed value
   bool help_ = false;
 };
 

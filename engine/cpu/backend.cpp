@@ -84,14 +84,13 @@ void CpuBackend::copy_2d(void* dst, size_t dst_pitch, const void* src, size_t sr
     std::memcpy((char*)dst + i * dst_pitch, (const char*)src + i * src_pitch, width);
 }
 
-void CpuBackend::copy_2d_side(void* dst, size_t dst_pitch, const void* src, size_t src_pitch,
-                              size_t width, size_t rows) {
-  if (protect_) side_copies_.push_back({dst, dst_pitch, src, src_pitch, width, rows});
-  else copy_2d(dst, dst_pitch, src, src_pitch, width, rows);
+void CpuBackend::copy_side(void* dst, const void* src, size_t bytes) {
+  if (protect_) side_copies_.push_back({dst, src, bytes});
+  else copy(dst, src, bytes);
 }
 
 void CpuBackend::run_side_copies() {
-  for (const Copy2d& c : side_copies_) copy_2d(c.dst, c.dst_pitch, c.src, c.src_pitch, c.width, c.rows);
+  for (const Copy& c : side_copies_) copy(c.dst, c.src, c.bytes);
   side_copies_.clear();
 }
 
@@ -105,15 +104,19 @@ void CpuBackend::zero_2d(void* p, size_t pitch, size_t width, size_t rows) {
   for (size_t i = 0; i < rows; i++) std::memset((char*)p + i * pitch, 0, width);
 }
 
-void CpuBackend::apply_precision(Precision p) {
+// The CPU multiplies in fp32 only.
+static void check_precision(Precision p) {
   if (p != Precision::kFp32)
     throw Error("--dtype bf16 and --tf32 need --device cuda: the CPU backend multiplies in fp32");
 }
 
+void CpuBackend::apply_precision(Precision p) { check_precision(p); }
+
 // Every op: check (strict) that its arrays are backend memory, open the
 // protected memory, run the engine/ops.h twin.
-void CpuBackend::matmul(float* C, const float* A, const float* B, int M, int N, int K,
-                        bool transA, bool transB, float alpha, float beta) {
+void CpuBackend::gemm(float* C, const float* A, const float* B, int M, int N, int K, bool transA,
+                      bool transB, float alpha, float beta, Precision p) {
+  check_precision(p);
   Open o(*this, {C, A, B});
   cpu::matmul(C, A, B, M, N, K, transA, transB, alpha, beta);
 }
@@ -171,10 +174,6 @@ void CpuBackend::swiglu_backward(float* dgate, float* dup, const float* dout, co
 void CpuBackend::residual_forward(float* out, const float* a, const float* b, int64_t N) {
   Open o(*this, {out, a, b});
   cpu::residual_forward(out, a, b, N);
-}
-void CpuBackend::residual_backward(float* da, float* db, const float* dout, int64_t N) {
-  Open o(*this, {da, db, dout});
-  cpu::residual_backward(da, db, dout, N);
 }
 float CpuBackend::cross_entropy_forward(float* losses, float* lse, const float* logits,
                                         const int32_t* targets, int N, int V) {

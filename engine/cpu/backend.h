@@ -39,17 +39,13 @@ class CpuBackend : public Backend {
   // The ops run as they are called, so the main queue is always done: only
   // the (strict) held-back side copies are ever waited for.
   void synchronize() override { run_side_copies(); }
-  void copy_side(void* dst, const void* src, size_t bytes) override {
-    copy_2d_side(dst, bytes, src, bytes, bytes, 1);
-  }
-  void copy_2d_side(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width,
-                    size_t rows) override;
+  void copy_side(void* dst, const void* src, size_t bytes) override;
   void side_waits_for_main() override {}
   void main_waits_for_side() override { run_side_copies(); }
 
   void apply_precision(Precision p) override;
-  void matmul(float* C, const float* A, const float* B, int M, int N, int K, bool transA,
-              bool transB, float alpha, float beta) override;
+  void gemm(float* C, const float* A, const float* B, int M, int N, int K, bool transA,
+            bool transB, float alpha, float beta, Precision p) override;
   void embedding_forward(float* out, const int32_t* tokens, const float* wte, int N,
                          int C) override;
   void embedding_backward(float* dwte, const float* dout, const int32_t* tokens, int N,
@@ -71,7 +67,6 @@ class CpuBackend : public Backend {
   void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate,
                        const float* up, int64_t N) override;
   void residual_forward(float* out, const float* a, const float* b, int64_t N) override;
-  void residual_backward(float* da, float* db, const float* dout, int64_t N) override;
   float cross_entropy_forward(float* losses, float* lse, const float* logits,
                               const int32_t* targets, int N, int V) override;
   void cross_entropy_backward(float* dlogits, const float* logits, const float* lse,
@@ -98,8 +93,8 @@ class CpuBackend : public Backend {
   int open_depth_ = 0;
   struct Region { void* p; size_t bytes; };
   std::vector<Region> regions_;  // protected allocations
-  struct Copy2d { void* dst; size_t dst_pitch; const void* src; size_t src_pitch, width, rows; };
-  std::vector<Copy2d> side_copies_;  // held back (strict)
+  struct Copy { void* dst; const void* src; size_t bytes; };
+  std::vector<Copy> side_copies_;  // held back (strict)
 };
 
 }  // namespace switchlora

@@ -1,4 +1,5 @@
-// Residual connection: out = a + b. Its backward passes dout to both inputs.
+// Residual connection: out = a + b. It has no backward op: the gradient
+// passes to both inputs unchanged, so the model hands dout on as it is.
 #include "engine/ops.h"
 
 namespace switchlora::cpu {
@@ -7,18 +8,6 @@ namespace switchlora::cpu {
 void residual_forward(float* out, const float* a, const float* b, int64_t N) {
 #pragma omp parallel for simd
   for (int64_t i = 0; i < N; i++) out[i] = a[i] + b[i];
-}
-
-// da += dout, db += dout
-void residual_backward(float* da, float* db, const float* dout, int64_t N) {
-  if (da) {
-#pragma omp parallel for simd
-    for (int64_t i = 0; i < N; i++) da[i] += dout[i];
-  }
-  if (db) {
-#pragma omp parallel for simd
-    for (int64_t i = 0; i < N; i++) db[i] += dout[i];
-  }
 }
 
 }  // namespace switchlora::cpu

@@ -1,5 +1,7 @@
 // CudaBackend: the op set of engine/cuda/ops.h behind the Backend interface
-// (engine/backend.h), on the GPU that is current when it is made.
+// (engine/backend.h), on the GPU that is current when it is made. It owns
+// all the state the ops keep between calls (cuda::Workspace: the cuBLAS
+// handle and device scratch) and frees it with itself.
 //
 // Everything runs on the default stream, so every call is ordered after the
 // ones before it and the host needs to wait only to read results: in
@@ -28,6 +30,26 @@ int device_count() {
   return n;
 }
 
+// The frees below run in destructors and drop their errors, as
+// CudaBackend::release explains.
+Scratch::~Scratch() {
+  if (p_) cudaFree(p_);
+}
+
+void* Scratch::get(size_t bytes) {
+  if (p_ && bytes <= bytes_) return p_;
+  if (p_) CUDA_CHECK(cudaFree(p_));
+  p_ = nullptr;
+  bytes_ = 0;
+  CUDA_CHECK(cudaMalloc(&p_, bytes ? bytes : 1));
+  bytes_ = bytes;
+  return p_;
+}
+
+Workspace::Workspace() { CUBLAS_CHECK(cublasCreate(&blas)); }
+
+Workspace::~Workspace() { cublasDestroy(blas); }
+
 }  // namespace cuda
 
 namespace {
@@ -39,6 +61,7 @@ class CudaBackend : public Backend {
     cudaDeviceProp prop;
     CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
     name_ = "cuda:" + std::to_string(device_) + " (" + prop.name + ")";
+    cc_major_ = prop.major;
     // Non-blocking: the side stream does not wait for the default stream
     // (nor it for the side stream) except through the two events below.
     CUDA_CHECK(cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking));
@@ -113,12 +136,6 @@ class CudaBackend : public Backend {
     if (bytes == 0) return;
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, side_));
   }
-  void copy_2d_side(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width,
-                    size_t rows) override {
-    if (width == 0 || rows == 0) return;
-    CUDA_CHECK(cudaMemcpy2DAsync(dst, dst_pitch, src, src_pitch, width, rows, cudaMemcpyDefault,
-                                 side_));
-  }
   // An event marks everything queued on one stream so far; the other
   // stream's later work waits for it on the GPU, the host never blocks.
   void side_waits_for_main() override {
@@ -131,10 +148,19 @@ class CudaBackend : public Backend {
   }
 
   // ------------------------------------------------------------ ops
-  void apply_precision(Precision p) override { cuda::set_precision(p); }
-  void matmul(float* C, const float* A, const float* B, int M, int N, int K, bool transA,
-              bool transB, float alpha, float beta) override {
-    cuda::matmul(C, A, B, M, N, K, transA, transB, alpha, beta);
+  // TF32 and bf16 tensor cores arrived with Ampere (compute capability 8.0);
+  // on an older GPU cuBLAS would silently multiply some other way.
+  void check_precision(Precision p) const {
+    if (p != Precision::kFp32 && cc_major_ < 8)
+      throw Error(std::string(p == Precision::kTf32 ? "--tf32" : "--dtype bf16") +
+                  " needs an Ampere or newer GPU (compute capability 8.0); device " +
+                  std::to_string(device_) + " has " + std::to_string(cc_major_) + ".x");
+  }
+  void apply_precision(Precision p) override { check_precision(p); }
+  void gemm(float* C, const float* A, const float* B, int M, int N, int K, bool transA,
+            bool transB, float alpha, float beta, Precision p) override {
+    check_precision(p);
+    cuda::matmul(ws_, C, A, B, M, N, K, transA, transB, alpha, beta, p);
   }
   void embedding_forward(float* out, const int32_t* tokens, const float* wte, int N,
                          int C) override {
@@ -142,7 +168,7 @@ class CudaBackend : public Backend {
   }
   void embedding_backward(float* dwte, const float* dout, const int32_t* tokens, int N,
                           int C) override {
-    cuda::embedding_backward(dwte, dout, tokens, N, C);
+    cuda::embedding_backward(ws_, dwte, dout, tokens, N, C);
   }
   void rmsnorm_forward(float* y, float* rstd, const float* x, const float* g, int N, int C,
                        float eps) override {
@@ -150,7 +176,7 @@ class CudaBackend : public Backend {
   }
   void rmsnorm_backward(float* dx, float* dg, const float* dy, const float* x, const float* g,
                         const float* rstd, int N, int C) override {
-    cuda::rmsnorm_backward(dx, dg, dy, x, g, rstd, N, C);
+    cuda::rmsnorm_backward(ws_, dx, dg, dy, x, g, rstd, N, C);
   }
   void rope_forward(float* out, const float* x, int B, int T, int NH, int HS,
                     float theta) override {
@@ -179,12 +205,9 @@ class CudaBackend : public Backend {
   void residual_forward(float* out, const float* a, const float* b, int64_t N) override {
     cuda::residual_forward(out, a, b, N);
   }
-  void residual_backward(float* da, float* db, const float* dout, int64_t N) override {
-    cuda::residual_backward(da, db, dout, N);
-  }
   float cross_entropy_forward(float* losses, float* lse, const float* logits,
                               const int32_t* targets, int N, int V) override {
-    return cuda::cross_entropy_forward(losses, lse, logits, targets, N, V);
+    return cuda::cross_entropy_forward(ws_, losses, lse, logits, targets, N, V);
   }
   void cross_entropy_backward(float* dlogits, const float* logits, const float* lse,
                               const int32_t* targets, float scale, int N, int V) override {
@@ -198,14 +221,15 @@ class CudaBackend : public Backend {
     cuda::adamw_update(p, m, v, g, counters, frozen, rows, cols, counter, lr, beta1, beta2, eps,
                        weight_decay);
   }
-  double sum_squares(const float* x, size_t n) override { return cuda::sum_squares(x, n); }
+  double sum_squares(const float* x, size_t n) override { return cuda::sum_squares(ws_, x, n); }
   void scale(float* x, float a, size_t n) override { cuda::scale(x, a, n); }
 
  private:
-  int device_ = 0;
+  int device_ = 0, cc_major_ = 0;  // cc_major_: compute capability major
   std::string name_;
   cudaStream_t side_ = nullptr;
   cudaEvent_t main_done_ = nullptr, side_done_ = nullptr;
+  cuda::Workspace ws_;  // the ops' cuBLAS handle and scratch
 };
 
 }  // namespace

@@ -5,26 +5,11 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
-#include <string>
 
-#include "engine/error.h"
+#include "engine/cuda/check.h"
 
-namespace switchlora::cuda {
-
-[[noreturn]] inline void throw_cuda(const char* call, const char* msg, const char* file, int line) {
-  throw Error(std::string(file) + ":" + std::to_string(line) + ": " + call + " failed: " + msg);
-}
-
-}  // namespace switchlora::cuda
-
-// One macro per library: the failed call, its error string, file and line.
-#define CUDA_CHECK(call)                                                                   \
-  do {                                                                                     \
-    cudaError_t err_ = (call);                                                             \
-    if (err_ != cudaSuccess)                                                               \
-      ::switchlora::cuda::throw_cuda(#call, cudaGetErrorString(err_), __FILE__, __LINE__); \
-  } while (0)
-
+// One macro per library: CUDA_CHECK (engine/cuda/check.h) for the runtime,
+// this one for cuBLAS; both name the failed call, its error string, file and line.
 #define CUBLAS_CHECK(call)                                                                   \
   do {                                                                                       \
     cublasStatus_t st_ = (call);                                                             \

@@ -8,9 +8,6 @@
 
 namespace switchlora::cuda {
 
-// The sum of the per-row losses, read back by cross_entropy_forward.
-__device__ double loss_sum;
-
 // logits: (N, V)   targets, losses, lse: (N)
 //   losses[n] = logsumexp(logits[n, :]) - logits[n, targets[n]]
 // The exponentials are summed in double as on the CPU (V = 32100 terms). A
@@ -34,14 +31,14 @@ __global__ void cross_entropy_forward_kernel(float* losses, float* lse, const fl
   }
 }
 
-// loss_sum = sum of losses (N), by one block in a fixed order: the mean is
+// *loss_sum = sum of losses (N), by one block in a fixed order: the mean is
 // the same on every run.
-__global__ void loss_sum_kernel(const float* losses, int N) {
+__global__ void loss_sum_kernel(double* loss_sum, const float* losses, int N) {
   __shared__ double scratch[kWarp];
   double acc = 0.0;
   for (int n = threadIdx.x; n < N; n += blockDim.x) acc += losses[n];
   acc = block_sum(acc, scratch);
-  if (threadIdx.x == 0) loss_sum = acc;
+  if (threadIdx.x == 0) *loss_sum = acc;
 }
 
 // dlogits[n, :] += scale * (softmax(logits[n, :]) - onehot(targets[n]))
@@ -60,15 +57,18 @@ __global__ void cross_entropy_backward_kernel(float* dlogits, const float* logit
   }
 }
 
-float cross_entropy_forward(float* losses, float* lse, const float* logits,
+// The sum of the losses is one double of the workspace, read back here.
+float cross_entropy_forward(Workspace& ws, float* losses, float* lse, const float* logits,
                             const int32_t* targets, int N, int V) {
   if (N == 0) return 0.0f;
   cross_entropy_forward_kernel<<<N, kBlock>>>(losses, lse, logits, targets, V);
   CUDA_CHECK_LAUNCH();
-  loss_sum_kernel<<<1, 1024>>>(losses, N);
+  double* loss_sum = (double*)ws.loss_sum.get(sizeof(double));
+  loss_sum_kernel<<<1, 1024>>>(loss_sum, losses, N);
   CUDA_CHECK_LAUNCH();
   double total = 0.0;
-  CUDA_CHECK(cudaMemcpyFromSymbol(&total, loss_sum, sizeof(double)));
+  // Synchronous on the default stream: waits for both kernels.
+  CUDA_CHECK(cudaMemcpy(&total, loss_sum, sizeof(double), cudaMemcpyDeviceToHost));
   return (float)(total / N);
 }
 

@@ -45,33 +45,23 @@ __global__ void iota_kernel(int32_t* out, int N) {
   if (i < N) out[i] = i;
 }
 
-// Device scratch that only grows: the sort's keys, values and temp space.
-static void* grow(void*& p, size_t& have, size_t need) {
-  if (need > have) {
-    CUDA_CHECK(cudaFree(p));
-    CUDA_CHECK(cudaMalloc(&p, need));
-    have = need;
-  }
-  return p;
-}
-
 void embedding_forward(float* out, const int32_t* tokens, const float* wte, int N, int C) {
   embedding_forward_kernel<<<blocks_for((int64_t)N * C), kBlock>>>(out, tokens, wte, N, C);
   CUDA_CHECK_LAUNCH();
 }
 
-void embedding_backward(float* dwte, const float* dout, const int32_t* tokens, int N, int C) {
+// The sort's values, keys and temp space are scratch of the workspace.
+void embedding_backward(Workspace& ws, float* dwte, const float* dout, const int32_t* tokens,
+                        int N, int C) {
   if (!dwte || N == 0) return;
-  static void *ids = nullptr, *sorted = nullptr, *temp = nullptr;
-  static size_t ids_bytes = 0, sorted_bytes = 0, temp_bytes = 0;
   const size_t n_bytes = (size_t)N * sizeof(int32_t);
-  int32_t* rows = (int32_t*)grow(ids, ids_bytes, 2 * n_bytes);       // rows, then sorted rows
-  int32_t* keys = (int32_t*)grow(sorted, sorted_bytes, n_bytes);     // sorted tokens
+  int32_t* rows = (int32_t*)ws.sort_rows.get(2 * n_bytes);  // rows, then sorted rows
+  int32_t* keys = (int32_t*)ws.sort_keys.get(n_bytes);      // sorted tokens
   iota_kernel<<<blocks_for(N), kBlock>>>(rows, N);
   CUDA_CHECK_LAUNCH();
   size_t need = 0;
   CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, need, tokens, keys, rows, rows + N, N));
-  void* t = grow(temp, temp_bytes, need);
+  void* t = ws.sort_temp.get(need);
   CUDA_CHECK(cub::DeviceRadixSort::SortPairs(t, need, tokens, keys, rows, rows + N, N));
   embedding_backward_sorted_kernel<<<blocks_for((int64_t)N * C), kBlock>>>(dwte, dout, keys, rows + N,
                                                                            N, C);

@@ -6,7 +6,7 @@
 // as column-major C^T = op(B)^T op(A)^T: swap the operands, keep the flags.
 //
 // Every product goes through cublasGemmEx with fp32 A, B and C; only the
-// compute type changes with the precision (set_precision). With the FAST
+// compute type changes with the precision. With the FAST
 // compute types cuBLAS rounds the fp32 inputs to TF32 or bf16 itself, inside
 // the kernel, so no bf16 copies of weights or activations are ever stored.
 #include <string>
@@ -16,35 +16,12 @@
 
 namespace switchlora::cuda {
 
-// One handle for the process, made on first use (on the current device).
-static cublasHandle_t handle() {
-  static cublasHandle_t h = [] {
-    cublasHandle_t created;
-    CUBLAS_CHECK(cublasCreate(&created));
-    return created;
-  }();
-  return h;
-}
-
-// The compute type of every GEMM: CUBLAS_COMPUTE_32F is IEEE fp32 (cuBLAS
-// does not use tensor cores for it under the default math mode).
-static cublasComputeType_t compute_type = CUBLAS_COMPUTE_32F;
-
-void set_precision(Precision p) {
-  if (p == Precision::kFp32) {
-    compute_type = CUBLAS_COMPUTE_32F;
-    return;
-  }
-  // TF32 and bf16 tensor cores arrived with Ampere (compute capability 8.0);
-  // older GPUs would silently fall back to something else.
-  int device = 0, major = 0;
-  CUDA_CHECK(cudaGetDevice(&device));
-  CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-  if (major < 8)
-    throw Error(std::string(p == Precision::kTf32 ? "--tf32" : "--dtype bf16") +
-                " needs an Ampere or newer GPU (compute capability 8.0); device " +
-                std::to_string(device) + " has " + std::to_string(major) + ".x");
-  compute_type = p == Precision::kTf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F_FAST_16BF;
+// The compute type of a GEMM at precision p: CUBLAS_COMPUTE_32F is IEEE fp32
+// (cuBLAS does not use tensor cores for it under the default math mode).
+static cublasComputeType_t compute_type(Precision p) {
+  if (p == Precision::kTf32) return CUBLAS_COMPUTE_32F_FAST_TF32;
+  if (p == Precision::kBf16) return CUBLAS_COMPUTE_32F_FAST_16BF;
+  return CUBLAS_COMPUTE_32F;
 }
 
 static void check_sizes(int M, int N, int K, const char* op) {
@@ -58,15 +35,16 @@ static void check_sizes(int M, int N, int K, const char* op) {
 // empty matrices.
 static int ld(int cols) { return cols > 1 ? cols : 1; }
 
-// C (M, N) = alpha * op(A) @ op(B) + beta * C
-void matmul(float* C, const float* A, const float* B, int M, int N, int K,
-            bool transA, bool transB, float alpha, float beta) {
+// C (M, N) = alpha * op(A) @ op(B) + beta * C at precision p, on the
+// workspace's cuBLAS handle
+void matmul(Workspace& ws, float* C, const float* A, const float* B, int M, int N, int K,
+            bool transA, bool transB, float alpha, float beta, Precision p) {
   check_sizes(M, N, K, "matmul");
   if (M == 0 || N == 0) return;
-  CUBLAS_CHECK(cublasGemmEx(handle(), transB ? CUBLAS_OP_T : CUBLAS_OP_N,
+  CUBLAS_CHECK(cublasGemmEx(ws.blas, transB ? CUBLAS_OP_T : CUBLAS_OP_N,
                             transA ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha,
                             B, CUDA_R_32F, ld(transB ? K : N), A, CUDA_R_32F,
-                            ld(transA ? M : K), &beta, C, CUDA_R_32F, ld(N), compute_type,
+                            ld(transA ? M : K), &beta, C, CUDA_R_32F, ld(N), compute_type(p),
                             CUBLAS_GEMM_DEFAULT));
 }
 

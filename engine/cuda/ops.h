@@ -1,14 +1,17 @@
-// The op set of the CUDA backend: the twin of engine/ops.h, same names, same
-// argument order, same semantics, on DEVICE pointers (all fp32):
-//   - forward functions overwrite their outputs;
-//   - backward functions ACCUMULATE (+=) into gradient buffers; a null
-//     gradient pointer means "not needed" and is skipped.
+// The CUDA backend's op set: the twins of engine/ops.h, one file per op
+// (engine/cuda/X.cu), on DEVICE pointers (all fp32), which CudaBackend
+// (engine/cuda/backend.cu) puts behind the Backend interface. The shapes and
+// equations of every op, and the rules (forward overwrites, backward
+// accumulates, a null gradient is skipped), are on the Backend:
+// engine/backend.h. The names and argument order are the CPU's, except that
+// an op that keeps state between calls takes the backend's Workspace first.
 // Every call is queued on the default stream and returns without waiting,
 // except cross_entropy_forward and sum_squares, which return a number to the
 // host. Kernels cannot throw, so the checks the CPU ops make on token and
 // target ids become NaN outputs here (see embedding.cu, cross_entropy.cu).
-// CudaBackend (engine/cuda/backend.cu) puts these behind engine/backend.h.
 #pragma once
+#include <cublas_v2.h>
+
 #include <cstddef>
 #include <cstdint>
 
@@ -21,86 +24,97 @@ namespace switchlora::cuda {
 // (never throws, so callers can ask before deciding to use the GPU).
 int device_count();
 
+// Device memory an op keeps from one call to the next: grown on demand,
+// never shrunk, freed with its owner. Growing frees the old memory first
+// (cudaFree waits for the kernels still using it), so its contents are lost.
+class Scratch {
+ public:
+  Scratch() = default;
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  ~Scratch();
+  void* get(size_t bytes);  // at least `bytes` of device memory, never null
+
+ private:
+  void* p_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// All the state the ops below keep between calls, so that none keeps any of
+// its own: the CudaBackend (engine/cuda/backend.cu) owns one, on its GPU,
+// and frees it with itself. The ops that need it take it first.
+struct Workspace {
+  Workspace();  // makes the cuBLAS handle on the current device
+  Workspace(const Workspace&) = delete;
+  Workspace& operator=(const Workspace&) = delete;
+  ~Workspace();
+  cublasHandle_t blas = nullptr;            // matmul's
+  Scratch sort_rows, sort_keys, sort_temp;  // embedding_backward's radix sort
+  Scratch dg_partials;                      // rmsnorm_backward's partial sums of dg
+  Scratch loss_sum;                         // cross_entropy_forward's sum of the losses
+  Scratch sum_partials;                     // sum_squares' partial sums and their total
+};
+
 // ---------------------------------------------------------------- matmul
-// C (M, N) = alpha * op(A) @ op(B) + beta * C, row-major, through cuBLAS.
-// op(A) is (M, K): A is stored (M, K), or (K, M) when transA.
-// op(B) is (K, N): B is stored (K, N), or (N, K) when transB.
-// beta = 0 overwrites C (C may be uninitialised, even NaN).
-void matmul(float* C, const float* A, const float* B, int M, int N, int K,
-            bool transA, bool transB, float alpha = 1.0f, float beta = 0.0f);
-// How every later matmul multiplies, for the whole process (fp32 storage in
-// and out, fp32 accumulation in every mode):
-//   kFp32  plain fp32 FMAs, no tensor cores (the default);
+// Backend::gemm, engine/cuda/matmul.cu (cuBLAS). p is how it multiplies
+// (fp32 storage in and out, fp32 accumulation in every mode):
+//   kFp32  plain fp32 FMAs, no tensor cores;
 //   kTf32  TF32 tensor cores, inputs rounded to 10 mantissa bits (H100/H200:
 //          ~7x the fp32 rate);
 //   kBf16  bf16 tensor cores, inputs rounded to 7 mantissa bits (~15x).
-// Throws for kTf32 and kBf16 on a GPU older than Ampere (no such cores).
-void set_precision(Precision p);
+// kTf32 and kBf16 need an Ampere or newer GPU (CudaBackend checks).
+void matmul(Workspace& ws, float* C, const float* A, const float* B, int M, int N, int K,
+            bool transA, bool transB, float alpha, float beta, Precision p);
 
 // ---------------------------------------------------------------- embedding
-// out (N, C) = wte[tokens[n], :]     tokens (N), wte (V, C)
+// Backend::embedding_forward, embedding_backward (deterministic: no atomics)
 void embedding_forward(float* out, const int32_t* tokens, const float* wte, int N, int C);
-// dwte[tokens[n], :] += dout[n, :]
-void embedding_backward(float* dwte, const float* dout, const int32_t* tokens, int N, int C);
+void embedding_backward(Workspace& ws, float* dwte, const float* dout, const int32_t* tokens,
+                        int N, int C);
 
 // ---------------------------------------------------------------- RMSNorm
-// y = x / sqrt(mean(x^2) + eps) * g      x, y: (N, C)   g: (C)   rstd: (N)
+// Backend::rmsnorm_forward, rmsnorm_backward
 void rmsnorm_forward(float* y, float* rstd, const float* x, const float* g,
                      int N, int C, float eps);
-// dx += ..., dg += ...
-void rmsnorm_backward(float* dx, float* dg, const float* dy, const float* x,
+void rmsnorm_backward(Workspace& ws, float* dx, float* dg, const float* dy, const float* x,
                       const float* g, const float* rstd, int N, int C);
 
 // ---------------------------------------------------------------- RoPE
-// HF LLaMA's rotate_half convention; x, out: (B, T, NH, HS)
+// Backend::rope_forward, rope_backward
 void rope_forward(float* out, const float* x, int B, int T, int NH, int HS, float theta);
-// dx += R^T dout
 void rope_backward(float* dx, const float* dout, int B, int T, int NH, int HS, float theta);
 
 // ---------------------------------------------------------------- attention
-// Causal multi-head attention, scale 1/sqrt(HS), HS even and <= 128.
-// q, k, v, out: (B, T, NH, HS)   lse: (B, NH, T)
+// Backend::attention_forward, attention_backward (HS at most 128)
 void attention_forward(float* out, float* lse, const float* q, const float* k,
                        const float* v, int B, int T, int NH, int HS);
-// dq, dk, dv += ...   (out and lse are the forward's)
 void attention_backward(float* dq, float* dk, float* dv, const float* dout,
                         const float* q, const float* k, const float* v,
                         const float* out, const float* lse, int B, int T, int NH, int HS);
 
 // ---------------------------------------------------------------- SwiGLU
-// out = silu(gate) * up   (N) elements
+// Backend::swiglu_forward, swiglu_backward
 void swiglu_forward(float* out, const float* gate, const float* up, int64_t N);
-// dgate += ..., dup += ...
 void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate,
                      const float* up, int64_t N);
 
 // ---------------------------------------------------------------- residual
-// out = a + b   (N) elements; out may alias a or b
+// Backend::residual_forward
 void residual_forward(float* out, const float* a, const float* b, int64_t N);
-// da += dout, db += dout
-void residual_backward(float* da, float* db, const float* dout, int64_t N);
 
 // ---------------------------------------------------------------- cross-entropy
-// losses[n] = logsumexp(logits[n, :]) - logits[n, targets[n]]
-// logits: (N, V)   targets, losses, lse: (N). Returns the mean loss (waits).
-float cross_entropy_forward(float* losses, float* lse, const float* logits,
+// Backend::cross_entropy_forward (waits), cross_entropy_backward
+float cross_entropy_forward(Workspace& ws, float* losses, float* lse, const float* logits,
                             const int32_t* targets, int N, int V);
-// dlogits[n, :] += scale * (softmax(logits[n, :]) - onehot(targets[n]))
 void cross_entropy_backward(float* dlogits, const float* logits, const float* lse,
                             const int32_t* targets, float scale, int N, int V);
 
 // ---------------------------------------------------------------- updates
-// One AdamW step of one (rows, cols) tensor, exactly as the CPU's
-// adamw_update (engine/ops.h). counters: its step counts on the device,
-// num_counters(counter, rows, cols) of them; frozen: one flag per count on
-// the device, or null. A frozen vector is skipped: no counter increment, no
-// moment update, no decay.
+// Backend::adamw_update, sum_squares (in a fixed order: deterministic), scale.
 void adamw_update(float* p, float* m, float* v, const float* g, int64_t* counters,
                   const uint8_t* frozen, int rows, int cols, StepCounter counter, float lr,
                   float beta1, float beta2, float eps, float weight_decay);
-// sum_i x_i^2, accumulated in double in a fixed order (deterministic); waits.
-double sum_squares(const float* x, size_t n);
-// x *= a   (n) elements
+double sum_squares(Workspace& ws, const float* x, size_t n);
 void scale(float* x, float a, size_t n);
 
 }  // namespace switchlora::cuda

@@ -82,7 +82,7 @@ void rmsnorm_forward(float* y, float* rstd, const float* x, const float* g,
   CUDA_CHECK_LAUNCH();
 }
 
-void rmsnorm_backward(float* dx, float* dg, const float* dy, const float* x,
+void rmsnorm_backward(Workspace& ws, float* dx, float* dg, const float* dy, const float* x,
                       const float* g, const float* rstd, int N, int C) {
   if (N == 0) return;
   if (dx) {
@@ -93,14 +93,8 @@ void rmsnorm_backward(float* dx, float* dg, const float* dy, const float* x,
     // About 512 rows a chunk, at most kMaxRowChunks chunks.
     const int chunks = std::min(kMaxRowChunks, (N + 511) / 512);
     const int rows_per_chunk = (N + chunks - 1) / chunks;
-    static double* partial = nullptr;  // (chunks, C), grown on demand
-    static size_t have = 0;
-    const size_t need = (size_t)chunks * C * sizeof(double);
-    if (need > have) {
-      CUDA_CHECK(cudaFree(partial));  // waits for kernels still reading it
-      CUDA_CHECK(cudaMalloc(&partial, need));
-      have = need;
-    }
+    // (chunks, C), scratch of the workspace
+    double* partial = (double*)ws.dg_partials.get((size_t)chunks * C * sizeof(double));
     const dim3 grid(blocks_for(C, kWarp), chunks);
     rmsnorm_backward_dg_partial_kernel<<<grid, dim3(kWarp, kRowsPerBlock)>>>(partial, dy, x, rstd, N,
                                                                             C, rows_per_chunk);

@@ -15,38 +15,37 @@ namespace switchlora::cuda {
 // SMs several times over; the second pass reads only 8 KB.
 constexpr int kSumBlocks = 1024;
 
-// Scratch of the two passes: static device memory, allocated once when the
-// module loads (8 KB), so no call allocates.
-__device__ double sum_partials[kSumBlocks];
-__device__ double sum_total;
-
-// Grid (kSumBlocks), block (kBlock).   x: (n)
-__global__ void sum_squares_partial_kernel(const float* x, size_t n) {
+// Grid (kSumBlocks), block (kBlock).   x: (n)   partials: (kSumBlocks)
+__global__ void sum_squares_partial_kernel(double* partials, const float* x, size_t n) {
   __shared__ double scratch[kWarp];
   const size_t stride = (size_t)kSumBlocks * kBlock;
   double acc = 0.0;
   for (size_t i = (size_t)blockIdx.x * kBlock + threadIdx.x; i < n; i += stride)
     acc += (double)x[i] * x[i];
   acc = block_sum(acc, scratch);
-  if (threadIdx.x == 0) sum_partials[blockIdx.x] = acc;
+  if (threadIdx.x == 0) partials[blockIdx.x] = acc;
 }
 
 // One block of kSumBlocks (= 1024, the block-size limit) threads, one partial each.
-__global__ void sum_squares_total_kernel() {
+__global__ void sum_squares_total_kernel(double* total, const double* partials) {
   __shared__ double scratch[kWarp];
-  double acc = block_sum(sum_partials[threadIdx.x], scratch);
-  if (threadIdx.x == 0) sum_total = acc;
+  double acc = block_sum(partials[threadIdx.x], scratch);
+  if (threadIdx.x == 0) *total = acc;
 }
 
-double sum_squares(const float* x, size_t n) {
+// The two passes' scratch, the kSumBlocks partial sums and their total
+// (8 KB), is the workspace's: allocated by the first call, kept for the rest.
+double sum_squares(Workspace& ws, const float* x, size_t n) {
   if (n == 0) return 0.0;
-  sum_squares_partial_kernel<<<kSumBlocks, kBlock>>>(x, n);
+  double* partials = (double*)ws.sum_partials.get((kSumBlocks + 1) * sizeof(double));
+  double* total_d = partials + kSumBlocks;
+  sum_squares_partial_kernel<<<kSumBlocks, kBlock>>>(partials, x, n);
   CUDA_CHECK_LAUNCH();
-  sum_squares_total_kernel<<<1, kSumBlocks>>>();
+  sum_squares_total_kernel<<<1, kSumBlocks>>>(total_d, partials);
   CUDA_CHECK_LAUNCH();
   double total = 0.0;
   // Synchronous on the default stream: waits for both kernels.
-  CUDA_CHECK(cudaMemcpyFromSymbol(&total, sum_total, sizeof(double)));
+  CUDA_CHECK(cudaMemcpy(&total, total_d, sizeof(double), cudaMemcpyDeviceToHost));
   return total;
 }
 
