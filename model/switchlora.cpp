@@ -32,6 +32,13 @@ void validate_switch_options(const SwitchOptions& o) {
     throw Error("--adam_warm_step must be >= 0 (0: no freezing), got " + std::to_string(o.adam_warm_step));
   if (o.switch_descend_type != "exponential" && o.switch_descend_type != "Z")
     throw Error("--switch_descend_type must be exponential or Z, got \"" + o.switch_descend_type + "\"");
+  // interval(t) only grows with t, so checking t = 0 checks every step. Two
+  // warm-up periods must fit in one interval, since A and B each freeze the other.
+  const double first = switch_interval(o, 0);
+  if (first < 2.0 * o.adam_warm_step)
+    throw Error("switch interval " + std::to_string(first) + " (--switch_lora_interval " +
+                std::to_string(o.switch_lora_interval) + ") is less than 2 x --adam_warm_step " +
+                std::to_string(o.adam_warm_step));
 }
 
 namespace {
@@ -65,16 +72,12 @@ void exact_matmul(Backend& be, float* C, const float* A, const float* B, int M, 
 
 }  // namespace
 
+// The options are validated before the pools are allocated (the comma
+// operator runs the check first), so bad flags cost no memory.
 SwitchLora::SwitchLora(Llama& model, const SwitchOptions& opts)
     : opts_((validate_switch_options(opts), opts)),
       be_(model.be),
       pools_(model.be, pool_shapes(model), opts.offload_candidates, opts.seed) {
-  // interval(t) only grows with t, so checking t = 0 checks every step. Two
-  // warm-up periods must fit in one interval, since A and B each freeze the other.
-  if (interval(0) < 2.0 * opts_.adam_warm_step)
-    throw Error("switch interval " + std::to_string(interval(0)) + " (--switch_lora_interval " +
-                std::to_string(opts_.switch_lora_interval) + ") is less than 2 x --adam_warm_step " +
-                std::to_string(opts_.adam_warm_step));
   std::vector<Linear*> lins = model.linears();
   int widest = 0;
   for (size_t li = 0; li < lins.size(); li++) {
@@ -134,17 +137,17 @@ void SwitchLora::attach(std::vector<AdamTensor>& params) {
 // rate(t) = max(0.3^{(t+1)/D}, 1e-8)                 (exponential)
 // rate(t) = 1 - 1 / (1 + exp(-(10/D)(t - D)))        (Z)
 // D = switch_lora_descent_rate * num_training_steps
-double SwitchLora::rate(int t) const {
-  const double D = (double)opts_.switch_lora_descent_rate * opts_.num_training_steps;
+double switch_rate(const SwitchOptions& o, int t) {
+  const double D = (double)o.switch_lora_descent_rate * o.num_training_steps;
   double value;
-  if (opts_.switch_descend_type == "Z") value = 1.0 - 1.0 / (1.0 + std::exp(-(10.0 / D) * (t - D)));
+  if (o.switch_descend_type == "Z") value = 1.0 - 1.0 / (1.0 + std::exp(-(10.0 / D) * (t - D)));
   else value = std::pow(0.3, (t + 1) / D);
   return std::max(value, 1e-8);
 }
 
-double SwitchLora::interval(int t) const {
-  if (opts_.fix_switch_lora_interval) return opts_.switch_lora_interval;
-  return opts_.switch_lora_interval / rate(t);
+double switch_interval(const SwitchOptions& o, int t) {
+  if (o.fix_switch_lora_interval) return o.switch_lora_interval;
+  return o.switch_lora_interval / switch_rate(o, t);
 }
 
 int SwitchLora::planned_switches(int t, int layer) const {

@@ -39,8 +39,17 @@ struct SwitchOptions {
   bool offload_candidates = true;
 };
 
-// Throws switchlora::Error naming the flag for a bad option.
+// Throws switchlora::Error naming the flag for a bad option, or for an
+// interval shorter than 2 x adam_warm_step.
 void validate_switch_options(const SwitchOptions& o);
+
+// rate(t) = max(0.3^{(t+1)/D}, 1e-8)                 (exponential)
+// rate(t) = 1 - 1 / (1 + exp(-(10/D)(t - D)))        (Z)
+// D = switch_lora_descent_rate * num_training_steps;
+// interval(t) = switch_lora_interval / rate(t), or constant with
+// fix_switch_lora_interval  (t 0-based).
+double switch_rate(const SwitchOptions& o, int t);
+double switch_interval(const SwitchOptions& o, int t);
 
 // Per adapted layer: who holds what.
 struct SwitchLayer {
@@ -67,9 +76,9 @@ class SwitchLora {
   // the AdamTensors before building the AdamW.
   void attach(std::vector<AdamTensor>& tensors);
 
-  // rate(t) and interval(t) = switch_lora_interval / rate(t)  (t 0-based).
-  double rate(int t) const;
-  double interval(int t) const;
+  // switch_rate and switch_interval of this run's options.
+  double rate(int t) const { return switch_rate(opts_, t); }
+  double interval(int t) const { return switch_interval(opts_, t); }
   // The number of vectors a layer should switch at step t, before the cap:
   // r / interval(t) with the fractional part rounded up with that probability,
   // drawn from (seed, t, layer).

@@ -8,6 +8,7 @@
 #include "dist_cli.h"
 #include "model/llama.h"
 #include "model/switchlora.h"
+#include "train/options.h"
 #include "train/plan.h"
 
 using namespace switchlora;
@@ -81,7 +82,7 @@ TEST_CASE("plan counts for llama_1b at rank 512 match the hand count and cut com
   CHECK(r.output.find("54.5% fewer bytes") != std::string::npos);
 }
 
-TEST_CASE("plan counts agree with the parameters Llama and SwitchLora allocate") {
+TEST_CASE("plan counts agree with the parameters, pools and optimizer state each method allocates") {
   struct Case {
     LlamaConfig c;
     int r;
@@ -97,9 +98,14 @@ TEST_CASE("plan counts agree with the parameters Llama and SwitchLora allocate")
       lo.use_lora = m != "full";
       lo.lora_rank = lo.use_lora ? k.r : 0;
       Llama model(k.c, lo, 1);
+      TrainOptions o;
+      o.method = m;
+      o.lora = lo;
+      const std::unique_ptr<Method> method = method_info(m).make(model, o);
       size_t candidates = 0;
-      if (m == "switchlora") candidates = SwitchLora(model, SwitchOptions{}).num_candidates();
+      for (const auto& [name, values] : method->sync_buffers()) candidates += values.size();
       const ParamCounts n = count_parameters(k.c, m, k.r);
+      CHECK(n.optimizer_state == method->optimizer().m().size() + method->optimizer().v().size());
       CHECK(n.trainable == model.params.num_trainable());
       CHECK(n.frozen == model.params.num_frozen());
       CHECK(n.total() == model.num_parameters());
