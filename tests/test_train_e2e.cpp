@@ -171,6 +171,9 @@ TEST_CASE("bad input is a one-line error naming the flag, and nothing is overwri
       {"--dtype bf16 --tf32", "--tf32"},
       {"--device cpu --dtype bf16", "--device cuda"},
       {"--use_lora --lora_rank 8 --no_offload_candidates", "--no_offload_candidates"},
+      {"--use_lora --lora_rank 8 --warmed_up_model configs/llama_tiny.json", "--warmed_up_model"},
+      {"--method galore", "--method galore"},
+      {"--method lora --switch_lora", "--method"},
   };
   for (const Case& c : cases) {
     RunResult r = run(train_cmd(dir, "--num_training_steps 5 " + c.flags));

@@ -129,7 +129,12 @@ std::unique_ptr<Llama> load_model(const std::string& where, std::string* data_di
 
 void load_warm_start(Llama& model, const std::string& source) {
   // Any run's weights as the full-rank model they compute (adapters merged).
-  const std::unique_ptr<Llama> from = load_model(source);
+  std::unique_ptr<Llama> from;
+  try {
+    from = load_model(source);
+  } catch (const Error& e) {
+    throw Error(std::string("--warmed_up_model: ") + e.what());
+  }
   const std::vector<NamedTensor> weights = merged_tensors(*from);
   for (Param& p : model.params.params) {
     if (is_adapter(p)) continue;  // the method initialises its own
