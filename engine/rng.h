@@ -55,6 +55,7 @@ enum RngStream : uint64_t {
   kStreamData = 4,         // batch order
   kStreamSample = 5,       // text generation
   kStreamBench = 6,        // random tokens for benchmarks
+  kStreamReLora = 7,       // ReLoRA: A redrawn at each merge, optimizer-state pruning masks
 };
 
 }  // namespace switchlora

@@ -159,7 +159,7 @@ std::vector<NamedTensor> merged_tensors(const Llama& model) {
     if (l->r > 0) adapted[l->W->name] = l;
   std::vector<NamedTensor> out;
   for (const Param& p : model.params.params) {
-    if (is_adapter(p)) continue;
+    if (is_adapter(p.name)) continue;
     NamedTensor t = tensor_of(model.params, p);
     auto it = adapted.find(p.name);
     if (it != adapted.end()) {

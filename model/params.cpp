@@ -5,8 +5,8 @@
 
 namespace switchlora {
 
-bool is_adapter(const Param& p) {
-  return p.name.ends_with(".lora_A.weight") || p.name.ends_with(".lora_B.weight");
+bool is_adapter(const std::string& name) {
+  return name.ends_with(".lora_A.weight") || name.ends_with(".lora_B.weight");
 }
 
 int ParamStore::add(const std::string& name, int rows, int cols, bool is_trainable,

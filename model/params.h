@@ -29,7 +29,7 @@ struct Param {
 };
 
 // LoRA's A or B (model/lora.h), by its name: "<module>.lora_A.weight" etc.
-bool is_adapter(const Param& p);
+bool is_adapter(const std::string& name);
 
 struct ParamStore {
   std::vector<Param> params;

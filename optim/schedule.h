@@ -5,17 +5,25 @@
 //   cosine:              lr * 0.5 (1 + cos(pi progress))
 //   cosine_with_min_lr:  lr * (m + (1 - m) 0.5 (1 + cos(pi progress))),  m = min_lr_ratio
 // progress = (step - warmup) / (num_training_steps - warmup), clamped to [0, 1].
+//
+// cosine_restarts (ReLoRA's jagged schedule, DESIGN §6): W0 = warmup_steps,
+// Wr = restart_warmup_steps, R = cycle_length, T = num_training_steps,
+// m = min_lr_ratio, factor at step t:
+//   t < W0:                     t / W0
+//   t mod R < Wr and t >= R:    (t mod R) / Wr * [m + (1-m) 0.5 (1 + cos(pi (floor(t/R) R + Wr - W0) / (T - W0)))]
+//   else:                       m + (1-m) 0.5 (1 + cos(pi (t - W0) / (T - W0)))
 #pragma once
 #include <string>
 
 namespace switchlora {
 
 struct LrSchedule {
-  std::string scheduler = "cosine";   // constant | linear | cosine | cosine_with_min_lr
+  std::string scheduler = "cosine";   // constant | linear | cosine | cosine_with_min_lr | cosine_restarts
   float lr = 1e-3f;
   int warmup_steps = 0;
   int num_training_steps = 1;
   float min_lr_ratio = 0.1f;
+  int cycle_length = 0, restart_warmup_steps = 0;  // cosine_restarts only
 };
 
 // Throws switchlora::Error naming --scheduler for an unknown name.

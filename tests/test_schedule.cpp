@@ -143,3 +143,48 @@ TEST_CASE("bad schedules are errors that name the flag and the value") {
   bad.min_lr_ratio = -0.1f;
   CHECK(error_of(bad).find("--min_lr_ratio = -0.1") != std::string::npos);
 }
+
+TEST_CASE("cosine_restarts follows ReLoRA's jagged formula at every step, re-warm-ups included") {
+  LrSchedule s;
+  s.scheduler = "cosine_restarts";
+  s.lr = 1e-3f;
+  s.warmup_steps = 10;       // W0
+  s.restart_warmup_steps = 5;  // Wr
+  s.cycle_length = 25;       // R
+  s.num_training_steps = 100;  // T
+  s.min_lr_ratio = 0.1f;     // m
+  validate_schedule(s);
+  const double m = s.min_lr_ratio;
+  auto cosine = [&](double progress) { return m + (1 - m) * 0.5 * (1 + std::cos(M_PI * progress)); };
+  for (int t = 0; t < s.num_training_steps; t++) {
+    double f;
+    if (t < 10) f = t / 10.0;
+    else if (t % 25 < 5 && t >= 25) f = (t % 25) / 5.0 * cosine(((t / 25) * 25 + 5 - 10) / 90.0);
+    else f = cosine((t - 10) / 90.0);
+    check_lr(s, t, s.lr * f);
+  }
+  // Each restart begins at zero and climbs back to the decayed curve.
+  CHECK(lr_at(s, 25) == 0.0f);
+  CHECK(lr_at(s, 50) == 0.0f);
+  CHECK(lr_at(s, 29) < lr_at(s, 30));
+  CHECK(std::fabs(lr_at(s, 30) - s.lr * cosine(20 / 90.0)) <= 1e-9);
+}
+
+TEST_CASE("cosine_restarts refuses what ReLoRA's repo asserts, naming the flag") {
+  LrSchedule s;
+  s.scheduler = "cosine_restarts";
+  s.num_training_steps = 100;
+  s.cycle_length = 0;
+  CHECK(error_of(s).find("--cycle_length") != std::string::npos);
+  s.cycle_length = 20;
+  s.warmup_steps = 30;
+  CHECK(error_of(s).find("--warmup_steps") != std::string::npos);
+  s.warmup_steps = 10;
+  s.restart_warmup_steps = 21;
+  CHECK(error_of(s).find("--restart_warmup_steps") != std::string::npos);
+  s.restart_warmup_steps = 5;
+  s.min_lr_ratio = 0.0f;
+  CHECK(error_of(s).find("--min_lr_ratio") != std::string::npos);
+  s.min_lr_ratio = 0.1f;
+  CHECK(error_of(s).empty());
+}

@@ -5,6 +5,7 @@
 
 #include "train/lora_method.h"
 #include "train/method.h"
+#include "train/relora_method.h"
 #include "train/switchlora_method.h"
 
 namespace switchlora {
@@ -48,6 +49,7 @@ const std::vector<MethodInfo>& all_methods() {
       full_rank_method(),
       lora_method(),
       switchlora_method(),
+      relora_method(),
       {"galore", "GaLore: AdamW on rank-r gradient projections (plan only)", false, nullptr, nullptr, galore_counts},
   };
   return methods;

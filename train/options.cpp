@@ -12,7 +12,8 @@ std::string read_method(Flags& f) {
   std::string method = f.get_string("method", "full", names);
   const bool use_lora = f.get_bool("use_lora", "= --method lora: freeze W and train LoRA adapters A, B on q,k,v,o,gate,up,down");
   const bool switch_lora = f.get_bool("switch_lora", "= --method switchlora: switch adapter vectors with candidates");
-  const std::string spelled = switch_lora ? "switchlora" : use_lora ? "lora" : "";
+  // ReLoRA's repo spells it --use_peft --relora N; here --use_lora --relora N.
+  const std::string spelled = switch_lora ? "switchlora" : use_lora ? (f.has("relora") ? "relora" : "lora") : "";
   if (!spelled.empty()) {
     if (f.has("method") && method != spelled)
       throw Error("--method " + method + " contradicts --" + (switch_lora ? "switch_lora" : "use_lora"));
@@ -32,8 +33,10 @@ TrainOptions parse_train_flags(Flags& f) {
   o.max_length = f.get_int("max_length", 256, "sequence length T");
   o.lr = f.get_float("lr", 1e-3f, "peak learning rate");
   o.warmup_steps = f.get_int("warmup_steps", 0, "linear warm-up steps");
-  o.scheduler = f.get_string("scheduler", "cosine", "constant | linear | cosine | cosine_with_min_lr");
-  o.min_lr_ratio = f.get_float("min_lr_ratio", 0.1f, "floor of cosine_with_min_lr, as a fraction of --lr");
+  o.scheduler = f.get_string("scheduler", "cosine", "constant | linear | cosine | cosine_with_min_lr | cosine_restarts");
+  o.min_lr_ratio = f.get_float("min_lr_ratio", 0.1f, "floor of cosine_with_min_lr and cosine_restarts, as a fraction of --lr");
+  o.cycle_length = f.get_int("cycle_length", 0, "cosine_restarts: steps between restarts (ReLoRA: = --relora)");
+  o.restart_warmup_steps = f.get_int("restart_warmup_steps", 0, "cosine_restarts: linear re-warm-up steps after each restart");
   o.num_training_steps = f.get_int("num_training_steps", 1000, "optimizer steps");
   o.adam_beta1 = f.get_float("adam_beta1", 0.9f, "AdamW beta1");
   o.adam_beta2 = f.get_float("adam_beta2", 0.999f, "AdamW beta2");

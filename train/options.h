@@ -5,6 +5,7 @@
 
 #include "model/llama.h"
 #include "model/switchlora.h"
+#include "train/relora_method.h"
 
 namespace switchlora {
 
@@ -19,6 +20,7 @@ struct TrainOptions {
   int warmup_steps = 0, num_training_steps = 1000;
   std::string scheduler = "cosine";
   float min_lr_ratio = 0.1f;
+  int cycle_length = 0, restart_warmup_steps = 0;  // --scheduler cosine_restarts
   float adam_beta1 = 0.9f, adam_beta2 = 0.999f, adam_eps = 1e-8f, weight_decay = 0.0f;
   float clip_grad_norm = 1.0f;
   int eval_every = 100, save_every = 0, max_eval_batches = 0, keep_checkpoints = 2;
@@ -32,9 +34,10 @@ struct TrainOptions {
   std::string dtype = "fp32";   // fp32 | bf16: how the GEMMs multiply (engine/backend.h)
   bool tf32 = false;            // TF32 tensor cores for --dtype fp32 GEMMs
   // The method (train/method.h) and its options.
-  std::string method = "full";  // full | lora | switchlora
+  std::string method = "full";  // full | lora | switchlora | relora
   LoraOptions lora;             // every method with adapters
   SwitchOptions sw;             // switchlora
+  ReLoraOptions relora;         // relora
 };
 
 // --method NAME, or the authors' spellings --use_lora and --switch_lora

@@ -32,7 +32,8 @@ Trainer::Trainer(const TrainOptions& o, const LlamaConfig& config, Communicator&
     : opts(o), model(checked(config, o, comm.world(), be), o.lora, (uint64_t)o.seed, be), comm_(comm) {
   method = method_info(opts.method).make(warm_started(model, opts.warmed_up_model), opts);
   accum_ = opts.total_batch_size / (opts.batch_size * comm.world());
-  schedule = {opts.scheduler, opts.lr, opts.warmup_steps, opts.num_training_steps, opts.min_lr_ratio};
+  schedule = {opts.scheduler,    opts.lr,           opts.warmup_steps,        opts.num_training_steps,
+              opts.min_lr_ratio, opts.cycle_length, opts.restart_warmup_steps};
   validate_schedule(schedule);
   inputs_.resize((size_t)opts.batch_size * opts.max_length);
   targets_.resize(inputs_.size());
@@ -137,7 +138,7 @@ void load_warm_start(Llama& model, const std::string& source) {
   }
   const std::vector<NamedTensor> weights = merged_tensors(*from);
   for (Param& p : model.params.params) {
-    if (is_adapter(p)) continue;  // the method initialises its own
+    if (is_adapter(p.name)) continue;  // the method initialises its own
     const NamedTensor* t = nullptr;
     for (const NamedTensor& w : weights)
       if (w.name == p.name) t = &w;
