@@ -24,7 +24,8 @@ const std::string& data_dir() {
 }
 
 const char* kMethods[] = {"", " --use_lora --lora_rank 8",
-                          " --switch_lora --lora_rank 8 --switch_lora_interval 4 --adam_warm_step 1"};
+                          " --switch_lora --lora_rank 8 --switch_lora_interval 4 --adam_warm_step 1",
+                          " --use_lora --lora_rank 8 --relora 3"};  // merges after updates 4 and 7
 
 std::string train_cmd(const std::string& flags, const std::string& save_dir) {
   return test::bin() + " train --model_config configs/llama_tiny.json --data " + data_dir() +
@@ -76,8 +77,8 @@ size_t count(const std::string& text, const std::string& what) {
 }  // namespace
 
 TEST_CASE("2 ranks with batch b follow 1 rank with batch 2b and all-reduce only the trainable gradients") {
-  long long bytes[3] = {};
-  for (int k = 0; k < 3; k++) {
+  long long bytes[4] = {};
+  for (int k = 0; k < 4; k++) {
     INFO("method:", kMethods[k]);
     const std::string d1 = fresh_dir("one_" + std::to_string(k)), d2 = fresh_dir("two_" + std::to_string(k));
     const auto one = test::run_command("env OMP_NUM_THREADS=1 " + train_cmd(kMethods[k] + std::string(" --batch_size 8"), d1));
@@ -95,7 +96,7 @@ TEST_CASE("2 ranks with batch b follow 1 rank with batch 2b and all-reduce only 
     REQUIRE(s2.size() == 8);
     const long long trainable = trainable_count(two.output);
     CHECK(trainable == trainable_count(one.output));
-    int switched = 0;
+    int switched = 0, merged = 0;
     for (size_t i = 0; i < s1.size(); i++) {
       // Same sequences, same arithmetic up to float rounding: the 2-rank mean
       // of two half-batch means and the 1-rank mean differ in the last bits.
@@ -104,8 +105,10 @@ TEST_CASE("2 ranks with batch b follow 1 rank with batch 2b and all-reduce only 
       CHECK(s2[i]["allreduce_bytes"].get<long long>() == 4 * trainable);
       CHECK(s1[i]["allreduce_bytes"].get<long long>() == 0);
       switched += s2[i].value("switched", 0);
+      merged += s2[i].value("relora_merged", 0);
     }
     if (k == 2) CHECK(switched > 0);
+    if (k == 3) CHECK(merged == 2);
     bytes[k] = s2[0]["allreduce_bytes"];
     // Only rank 0 prints progress; the progress line carries the bytes.
     CHECK(count(two.output, "step     1/8") == 1);
@@ -113,6 +116,7 @@ TEST_CASE("2 ranks with batch b follow 1 rank with batch 2b and all-reduce only 
     CHECK(two.output.find(" | allreduce ") != std::string::npos);
   }
   CHECK(bytes[1] == bytes[2]);          // LoRA and SwitchLoRA send the same adapters
+  CHECK(bytes[1] == bytes[3]);          // ... and ReLoRA
   CHECK(bytes[2] < 0.5 * bytes[0]);     // ... well under full rank's weights
 }
 

@@ -92,7 +92,7 @@ TEST_CASE("plan counts agree with the parameters, pools and optimizer state each
                         {small_config(48, 40, 4, 1, 77), 5},
                         {small_config(36, 100, 3, 3, 131), 1}};
   for (const Case& k : cases) {
-    for (std::string m : {"full", "lora", "switchlora"}) {
+    for (std::string m : {"full", "lora", "switchlora", "relora"}) {
       INFO("C=", k.c.hidden_size, " I=", k.c.intermediate_size, " method ", m);
       LoraOptions lo;
       lo.use_lora = m != "full";
@@ -101,6 +101,7 @@ TEST_CASE("plan counts agree with the parameters, pools and optimizer state each
       TrainOptions o;
       o.method = m;
       o.lora = lo;
+      o.relora.relora = 5;
       const std::unique_ptr<Method> method = method_info(m).make(model, o);
       size_t candidates = 0;
       for (const auto& [name, values] : method->sync_buffers()) candidates += values.size();

@@ -66,6 +66,22 @@ TEST_CASE("LoRA training learns") {
   CHECK(mean_loss(lines, 35, 40) < mean_loss(lines, 0, 5) - 1.0);
 }
 
+TEST_CASE("ReLoRA training learns across its merges and jagged schedule") {
+  const std::string dir = "/tmp/switchlora_e2e_relora";
+  std::filesystem::remove_all(dir);
+  RunResult r = run(train_cmd(dir, "--use_lora --lora_rank 16 --lora_alpha 32 --relora 10 --scheduler cosine_restarts "
+                                   "--restart_warmup_steps 2 --lr 1e-2 --num_training_steps 40"));
+  INFO(r.output);
+  REQUIRE(r.rc == 0);
+  const auto lines = train_lines(read_metrics(dir + "/metrics.jsonl"));
+  REQUIRE(lines.size() == 40);
+  int merged = 0;
+  for (const auto& l : lines) merged += l.value("relora_merged", 0);
+  CHECK(merged == 3);  // after updates 11, 21, 31
+  CHECK(lines[10]["lr"].get<double>() == 0.0);  // step 11 is a restart: lr starts again from 0
+  CHECK(mean_loss(lines, 35, 40) < mean_loss(lines, 0, 5) - 1.0);
+}
+
 TEST_CASE("SwitchLoRA training learns and its switch counts follow the schedule") {
   const std::string dir = "/tmp/switchlora_e2e_switch";
   std::filesystem::remove_all(dir);
