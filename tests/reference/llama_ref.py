@@ -217,6 +217,17 @@ def switch_B_col(params, module, j, c, lora_alpha=1.0):
     return old
 
 
+@torch.no_grad()
+def relora_merge(params, module, new_A, lora_alpha=1.0):
+    """ReLoRA's merge and restart (DESIGN §6): W += s * B A;  A = new_A;  B = 0.
+    The output is unchanged, since the new adapter product is zero."""
+    W, A, Bm = (params[module + s] for s in (".weight", ".lora_A.weight", ".lora_B.weight"))
+    s = lora_scale(params, module, lora_alpha)
+    W += s * (Bm @ A)
+    A.copy_(torch.as_tensor(new_A, dtype=A.dtype).reshape(A.shape))
+    Bm.zero_()
+
+
 # ------------------------------------------------------------------ optimizer
 
 @torch.no_grad()

@@ -5,11 +5,15 @@ K optimizer steps with forced SwitchLoRA switches. Formats: README.md here.
   run_reference.py --config CFG.json --weights W.safetensors --tokens TOK.bin
                    --out OUT.bin [--lora_alpha 1] [--dtype float64]
                    [--steps K --lr LR --weight_decay WD --clip 1.0
-                    --switch_plan PLAN.json --adam_warm_step 5]
+                    --switch_plan PLAN.json --adam_warm_step 5
+                    --relora_plan RELORA.json]
 
 Each of the K steps (on the same batch, constant lr):
   forward, backward, clip grad norm, switches of this step (plan order),
-  zero the frozen vectors' grads, AdamW step.
+  zero the frozen vectors' grads, AdamW step, then ReLoRA's events of this
+  step: merges (W += s B A, A = the given values, B = 0) and optimizer
+  resets (the given entries of each adapter's exp_avg / exp_avg_sq zeroed;
+  step counts untouched).
 """
 import argparse
 import json
@@ -89,6 +93,28 @@ def load_plan(path, params, extras, steps):
     return by_step
 
 
+def load_relora_plan(path, params, steps):
+    """{"merges": [{"step", "layer", "A": [...]}], "resets": [{"step", "tensor",
+    "exp_avg": [flat indices], "exp_avg_sq": [flat indices]}]} -> per step."""
+    with open(path) as f:
+        plan = json.load(f)
+    merges, resets = {}, {}
+    for k, e in enumerate(plan.get("merges", [])):
+        t, module = int(e["step"]), e["layer"]
+        if not 0 <= t < steps or module + ".lora_A.weight" not in params:
+            fail(f"relora_plan merge {k}: bad step {t} or layer {module}")
+        A = params[module + ".lora_A.weight"]
+        if len(e["A"]) != A.numel():
+            fail(f"relora_plan merge {k}: {len(e['A'])} values for A of shape {tuple(A.shape)}")
+        merges.setdefault(t, []).append((module, e["A"]))
+    for k, e in enumerate(plan.get("resets", [])):
+        t, name = int(e["step"]), e["tensor"]
+        if not 0 <= t < steps or name not in params:
+            fail(f"relora_plan reset {k}: bad step {t} or tensor {name}")
+        resets.setdefault(t, []).append((name, e["exp_avg"], e["exp_avg_sq"]))
+    return merges, resets
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", required=True)
@@ -103,6 +129,7 @@ def main():
     ap.add_argument("--clip", type=float, default=1.0, help="global grad-norm clip; <= 0: none")
     ap.add_argument("--switch_plan")
     ap.add_argument("--adam_warm_step", type=int, default=5)
+    ap.add_argument("--relora_plan")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -120,6 +147,7 @@ def main():
     tok = torch.from_numpy(tokens)
     idx, targets = tok[:, :-1], tok[:, 1:]
     plan = load_plan(args.switch_plan, params, extras, args.steps) if args.switch_plan else {}
+    merges, resets = load_relora_plan(args.relora_plan, params, args.steps) if args.relora_plan else ({}, {})
 
     trainable = [n for n in params if R.is_trainable(n, params)]
     for n in trainable:
@@ -157,6 +185,12 @@ def main():
             for n in trainable:
                 g[n][opt.frozen_mask(n)] = 0
         opt.step(g, args.lr)
+        for module, new_A in merges.get(t, []):
+            R.relora_merge(params, module, new_A, args.lora_alpha)
+        with torch.no_grad():
+            for name, zero_m, zero_v in resets.get(t, []):
+                opt.m[name].view(-1)[torch.tensor(zero_m, dtype=torch.long)] = 0
+                opt.v[name].view(-1)[torch.tensor(zero_v, dtype=torch.long)] = 0
         losses.append(step_loss)
 
     finals = [(n, p.detach().numpy()) for n, p in params.items()] if args.steps else []
