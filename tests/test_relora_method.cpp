@@ -12,6 +12,7 @@
 #include "engine/error.h"
 #include "engine/rng.h"
 #include "model/params.h"
+#include "tests/reference/harness.h"
 #include "tests/tiny_config.h"
 #include "train/flags.h"
 #include "train/relora_method.h"
@@ -36,21 +37,9 @@ TrainOptions options(int relora = 3) {
   return o;
 }
 
-struct Batch {
-  std::vector<int32_t> in, tg;
-  Batch() {
-    Rng rng{23, kStreamData, 0};
-    for (int i = 0; i < kB * kT; i++) {
-      in.push_back((int32_t)rng.below(32));
-      tg.push_back((int32_t)rng.below(32));
-    }
-  }
-  BatchFn fn() const {
-    return [this](int32_t* i, int32_t* t) {
-      std::copy(in.begin(), in.end(), i);
-      std::copy(tg.begin(), tg.end(), t);
-    };
-  }
+// The same fixed batch every step.
+struct Batch : test::FixedBatch {
+  Batch() : FixedBatch(kB, kT, 23) {}
 };
 
 std::vector<float> logits(Trainer& tr, const Batch& b) {
@@ -58,14 +47,6 @@ std::vector<float> logits(Trainer& tr, const Batch& b) {
   return tr.model.logits_host();
 }
 
-double rel_err(const std::vector<float>& a, const std::vector<float>& b) {
-  double e = 0, n = 0;
-  for (size_t i = 0; i < a.size(); i++) {
-    e += std::pow((double)a[i] - b[i], 2);
-    n += (double)b[i] * b[i];
-  }
-  return std::sqrt(e / n);
-}
 
 ReLoraMethod& relora_of(Trainer& tr) { return dynamic_cast<ReLoraMethod&>(*tr.method); }
 
@@ -98,8 +79,8 @@ TEST_CASE("a ReLoRA merge keeps the logits, resets B and draws the same A everyw
   relora_of(a).merge_and_reinit(1);
   relora_of(b).merge_and_reinit(1);
   // fp32: W += s B A rounds at ~1e-7 relative per weight.
-  INFO("relative error " << rel_err(logits(a, batch), before));
-  CHECK(rel_err(logits(a, batch), before) < 1e-5);
+  INFO("relative error " << test::rel_err(logits(a, batch), before));
+  CHECK(test::rel_err(logits(a, batch), before) < 1e-5);
   for (Linear* m : a.model.linears()) {
     const std::vector<float> B = a.model.params.get(*m->B);
     CHECK(std::all_of(B.begin(), B.end(), [](float x) { return x == 0.0f; }));

@@ -41,21 +41,8 @@ TrainOptions options(const std::string& method) {
 }
 
 // The same fixed batch every step.
-struct Batch {
-  std::vector<int32_t> in, tg;
-  Batch() {
-    Rng rng{21, kStreamData, 0};
-    for (int i = 0; i < kB * kT; i++) {
-      in.push_back((int32_t)rng.below(32));
-      tg.push_back((int32_t)rng.below(32));
-    }
-  }
-  BatchFn fn() const {
-    return [this](int32_t* i, int32_t* t) {
-      std::copy(in.begin(), in.end(), i);
-      std::copy(tg.begin(), tg.end(), t);
-    };
-  }
+struct Batch : test::FixedBatch {
+  Batch() : FixedBatch(kB, kT, 21) {}
 };
 
 }  // namespace
