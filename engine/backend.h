@@ -180,6 +180,17 @@ class Backend {
   virtual void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate,
                                const float* up, int64_t N) = 0;
 
+  // Dropout with a counter-based mask (LoRA's --lora_dropout):
+  //   out = keep * x / (1 - p),   keep[i] = uniform01(seed, stream, i) >= p
+  // The same (seed, stream) gives the same mask on every backend and rank, so
+  // backward recomputes it instead of storing it.   x, out: (N) elements
+  // engine/cpu/dropout.cpp, engine/cuda/dropout.cu
+  virtual void dropout_forward(float* out, const float* x, int64_t N, float p, uint64_t seed,
+                               uint64_t stream) = 0;
+  // dx += keep * dout / (1 - p)
+  virtual void dropout_backward(float* dx, const float* dout, int64_t N, float p, uint64_t seed,
+                                uint64_t stream) = 0;
+
   // Residual: out = a + b   a, b, out: (N) elements; out may alias a or b.
   // No backward: the gradient passes to both inputs unchanged.
   // engine/cpu/residual.cpp, engine/cuda/residual.cu

@@ -50,6 +50,9 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout,
                         const float* out, const float* lse, int B, int T, int NH, int HS);
 
 // ---------------------------------------------------------------- SwiGLU
+// Backend::dropout_forward, dropout_backward
+void dropout_forward(float* out, const float* x, int64_t N, float p, uint64_t seed, uint64_t stream);
+void dropout_backward(float* dx, const float* dout, int64_t N, float p, uint64_t seed, uint64_t stream);
 // Backend::swiglu_forward, swiglu_backward
 void swiglu_forward(float* out, const float* gate, const float* up, int64_t N);
 void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate,

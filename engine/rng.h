@@ -8,9 +8,17 @@
 #include <cmath>
 #include <cstdint>
 
+// The integer hashes and uniform01 also compile as CUDA device code, so a
+// GPU kernel draws the very numbers the CPU draws (dropout masks).
+#if defined(__CUDACC__)
+#define SL_HOST_DEVICE __host__ __device__
+#else
+#define SL_HOST_DEVICE
+#endif
+
 namespace switchlora {
 
-inline uint64_t splitmix64(uint64_t x) {
+SL_HOST_DEVICE inline uint64_t splitmix64(uint64_t x) {
   x += 0x9E3779B97F4A7C15ull;
   x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
   x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
@@ -18,12 +26,12 @@ inline uint64_t splitmix64(uint64_t x) {
 }
 
 // One 64-bit random word for (seed, stream, index).
-inline uint64_t hash64(uint64_t seed, uint64_t stream, uint64_t index) {
+SL_HOST_DEVICE inline uint64_t hash64(uint64_t seed, uint64_t stream, uint64_t index) {
   return splitmix64(splitmix64(splitmix64(seed) ^ stream) ^ index);
 }
 
 // Uniform in [0, 1) with 24 random bits (exactly representable in float).
-inline float uniform01(uint64_t seed, uint64_t stream, uint64_t index) {
+SL_HOST_DEVICE inline float uniform01(uint64_t seed, uint64_t stream, uint64_t index) {
   return (float)(hash64(seed, stream, index) >> 40) * (1.0f / 16777216.0f);
 }
 
@@ -56,6 +64,7 @@ enum RngStream : uint64_t {
   kStreamSample = 5,       // text generation
   kStreamBench = 6,        // random tokens for benchmarks
   kStreamReLora = 7,       // ReLoRA: A redrawn at each merge, optimizer-state pruning masks
+  kStreamDropout = 8,      // LoRA dropout masks, keyed by (micro-batch, layer)
 };
 
 }  // namespace switchlora

@@ -22,12 +22,24 @@ struct Linear {
   Param* B = nullptr;  // (out, r)
 };
 
-// y (N, out) = x W^T [+ s xa B^T];  xa (N, r) = x A^T is saved for backward.
-void linear_layer_forward(Backend& be, const Linear& l, float* y, float* xa, const float* x, int N);
+// LoRA dropout on the adapter's input (--lora_dropout; ReLoRA's repo uses
+// 0.1): y = x W^T + s (drop(x) A^T) B^T. The mask of one layer and
+// micro-batch is (seed, stream) (engine/backend.h's dropout), so backward
+// recomputes drop(x) instead of keeping it.
+struct LoraDropout {
+  float p = 0.0f;  // 0: no dropout
+  uint64_t seed = 0, stream = 0;
+  float* x = nullptr;   // (N, in) scratch: drop(x)
+  float* dx = nullptr;  // (N, in) scratch: the adapter's share of dx before the mask
+};
 
-// dx (N, in) += dy W [+ s (dy B) A];  dW += dy^T x when W is trainable;
-// dB += s dy^T xa;  dA += s (dy B)^T x.   dxa: (N, r) scratch.
+// y (N, out) = x W^T [+ s xa B^T];  xa (N, r) = drop(x) A^T is saved for backward.
+void linear_layer_forward(Backend& be, const Linear& l, float* y, float* xa, const float* x, int N,
+                          const LoraDropout& d = {});
+
+// dx (N, in) += dy W [+ drop'(s (dy B) A)];  dW += dy^T x when W is trainable;
+// dB += s dy^T xa;  dA += s (dy B)^T drop(x).   dxa: (N, r) scratch.
 void linear_layer_backward(Backend& be, const Linear& l, float* dx, float* dxa, const float* dy,
-                           const float* x, const float* xa, int N);
+                           const float* x, const float* xa, int N, const LoraDropout& d = {});
 
 }  // namespace switchlora

@@ -4,11 +4,12 @@
 #include <cstring>
 
 #include "engine/error.h"
+#include "engine/rng.h"
 
 namespace switchlora {
 
 Llama::Llama(const LlamaConfig& c, const LoraOptions& lo, uint64_t seed, Backend& backend)
-    : config(c), lora(lo), be(backend) {
+    : config(c), lora(lo), be(backend), seed_(seed) {
   validate_config(c, "model config");
   const int C = c.hidden_size, I = c.intermediate_size, V = c.vocab_size, r = lo.use_lora ? lo.lora_rank : 0;
   if (lo.use_lora) {
@@ -17,6 +18,8 @@ Llama::Llama(const LlamaConfig& c, const LoraOptions& lo, uint64_t seed, Backend
     if (lo.lora_rank >= std::min(C, I))
       throw Error("--lora_rank " + std::to_string(lo.lora_rank) + " must be < min(in, out) = " +
                   std::to_string(std::min(C, I)) + " of every adapted layer");
+    if (!(lo.lora_dropout >= 0.0f && lo.lora_dropout < 1.0f))
+      throw Error("--lora_dropout must be in [0, 1), got " + std::to_string(lo.lora_dropout));
     if (lo.init_lora_type != "switchlora" && lo.init_lora_type != "origin_lora")
       throw Error("--init_lora_type must be switchlora or origin_lora, got \"" + lo.init_lora_type + "\"");
   }
@@ -147,7 +150,8 @@ void Llama::plan_activations(int B, int T) {
   lse_ce_ = take(N);
   logits_ = take(N * V);
 
-  scratch_ = Buffer<float>(be, 8 * N * C + 3 * N * I + N * r + N * V);
+  const size_t drop = lora.lora_dropout > 0 ? N * std::max(C, I) : 0;  // LoRA dropout: drop(x), its dx
+  scratch_ = Buffer<float>(be, 8 * N * C + 3 * N * I + N * r + N * V + 2 * drop);
   p = scratch_.data();
   d_res_ = take(N * C);
   d_ln_ = take(N * C);
@@ -162,28 +166,37 @@ void Llama::plan_activations(int B, int T) {
   d_act_ = take(N * I);
   d_xa_ = take(N * r);
   d_logits_ = take(N * V);
+  drop_x_ = take(drop);
+  drop_dx_ = take(drop);
   tokens_ = Buffer<int32_t>(be, 2 * N);
 }
 
-void Llama::block_forward(Block& b, BlockActs& a, float* out) {
+// Linear j (q, k, v, o, gate, up, down) of block l: its LoRA dropout for this
+// micro-batch, keyed by (dropout_key, 7 l + j); none when not training.
+LoraDropout Llama::dropout(int l, int j) const {
+  if (!training || lora.lora_dropout == 0) return {};
+  return {lora.lora_dropout, seed_, hash64(kStreamDropout, dropout_key, (uint64_t)(7 * l + j)), drop_x_, drop_dx_};
+}
+
+void Llama::block_forward(int l, Block& b, BlockActs& a, float* out) {
   const LlamaConfig& c = config;
   const int B = B_, T = T_, N = B * T, C = c.hidden_size, I = c.intermediate_size;
   const int NH = c.num_attention_heads, HS = c.head_size();
   float* pre = d_q_;  // the q and k projections before RoPE are not needed later
   be.rmsnorm_forward(a.ln1, a.rstd1, a.x, b.ln1->data, N, C, c.rms_norm_eps);
-  linear_layer_forward(be, b.q, pre, a.xa[0], a.ln1, N);
+  linear_layer_forward(be, b.q, pre, a.xa[0], a.ln1, N, dropout(l, 0));
   be.rope_forward(a.q, pre, B, T, NH, HS, c.rope_theta);
-  linear_layer_forward(be, b.k, pre, a.xa[1], a.ln1, N);
+  linear_layer_forward(be, b.k, pre, a.xa[1], a.ln1, N, dropout(l, 1));
   be.rope_forward(a.k, pre, B, T, NH, HS, c.rope_theta);
-  linear_layer_forward(be, b.v, a.v, a.xa[2], a.ln1, N);
+  linear_layer_forward(be, b.v, a.v, a.xa[2], a.ln1, N, dropout(l, 2));
   be.attention_forward(a.att, a.lse, a.q, a.k, a.v, B, T, NH, HS);
-  linear_layer_forward(be, b.o, pre, a.xa[3], a.att, N);
+  linear_layer_forward(be, b.o, pre, a.xa[3], a.att, N, dropout(l, 3));
   be.residual_forward(a.h, a.x, pre, (int64_t)N * C);          // h = x + o(att)
   be.rmsnorm_forward(a.ln2, a.rstd2, a.h, b.ln2->data, N, C, c.rms_norm_eps);
-  linear_layer_forward(be, b.gate, a.gate, a.xa[4], a.ln2, N);
-  linear_layer_forward(be, b.up, a.up, a.xa[5], a.ln2, N);
+  linear_layer_forward(be, b.gate, a.gate, a.xa[4], a.ln2, N, dropout(l, 4));
+  linear_layer_forward(be, b.up, a.up, a.xa[5], a.ln2, N, dropout(l, 5));
   be.swiglu_forward(a.act, a.gate, a.up, (int64_t)N * I);
-  linear_layer_forward(be, b.down, pre, a.xa[6], a.act, N);
+  linear_layer_forward(be, b.down, pre, a.xa[6], a.act, N, dropout(l, 6));
   be.residual_forward(out, a.h, pre, (int64_t)N * C);          // y = h + down(...)
 }
 
@@ -211,7 +224,7 @@ float Llama::forward(const int32_t* inputs, const int32_t* targets, int B, int T
   be.embedding_forward(block_acts_[0].x, inputs_, wte->data, N, C);
   for (int l = 0; l < c.num_hidden_layers; l++) {
     float* out = l + 1 < c.num_hidden_layers ? block_acts_[l + 1].x : res_final_;
-    block_forward(blocks[l], block_acts_[l], out);
+    block_forward(l, blocks[l], block_acts_[l], out);
   }
   be.rmsnorm_forward(lnf_, rstdf_, res_final_, norm_f->data, N, C, c.rms_norm_eps);
   be.linear_forward(logits_, lnf_, lm_head->data, N, C, V);
@@ -219,7 +232,7 @@ float Llama::forward(const int32_t* inputs, const int32_t* targets, int B, int T
   return be.cross_entropy_forward(losses_, lse_ce_, logits_, targets_, N, V);
 }
 
-void Llama::block_backward(Block& b, BlockActs& a, float* dres) {
+void Llama::block_backward(int l, Block& b, BlockActs& a, float* dres) {
   const LlamaConfig& c = config;
   const int B = B_, T = T_, N = B * T, C = c.hidden_size, I = c.intermediate_size;
   const int NH = c.num_attention_heads, HS = c.head_size();
@@ -227,17 +240,17 @@ void Llama::block_backward(Block& b, BlockActs& a, float* dres) {
   // dres holds d(block output). The residual passes it straight to h and to
   // the MLP output: dh = dres, d(down out) = dres.
   be.zero(d_act_, NI * sizeof(float));
-  linear_layer_backward(be, b.down, d_act_, d_xa_, dres, a.act, a.xa[6], N);
+  linear_layer_backward(be, b.down, d_act_, d_xa_, dres, a.act, a.xa[6], N, dropout(l, 6));
   be.zero(d_gate_, NI * sizeof(float));
   be.zero(d_up_, NI * sizeof(float));
   be.swiglu_backward(d_gate_, d_up_, d_act_, a.gate, a.up, (int64_t)NI);
   be.zero(d_ln_, NC * sizeof(float));
-  linear_layer_backward(be, b.gate, d_ln_, d_xa_, d_gate_, a.ln2, a.xa[4], N);
-  linear_layer_backward(be, b.up, d_ln_, d_xa_, d_up_, a.ln2, a.xa[5], N);
+  linear_layer_backward(be, b.gate, d_ln_, d_xa_, d_gate_, a.ln2, a.xa[4], N, dropout(l, 4));
+  linear_layer_backward(be, b.up, d_ln_, d_xa_, d_up_, a.ln2, a.xa[5], N, dropout(l, 5));
   be.rmsnorm_backward(dres, b.ln2->grad, d_ln_, a.h, b.ln2->data, a.rstd2, N, C);  // dres is now dh
   // Attention half: h = x + o(att)  ->  dx = dh, d(o out) = dh.
   be.zero(d_att_, NC * sizeof(float));
-  linear_layer_backward(be, b.o, d_att_, d_xa_, dres, a.att, a.xa[3], N);
+  linear_layer_backward(be, b.o, d_att_, d_xa_, dres, a.att, a.xa[3], N, dropout(l, 3));
   be.zero(d_qr_, NC * sizeof(float));
   be.zero(d_kr_, NC * sizeof(float));
   be.zero(d_v_, NC * sizeof(float));
@@ -247,9 +260,9 @@ void Llama::block_backward(Block& b, BlockActs& a, float* dres) {
   be.rope_backward(d_q_, d_qr_, B, T, NH, HS, c.rope_theta);
   be.rope_backward(d_k_, d_kr_, B, T, NH, HS, c.rope_theta);
   be.zero(d_ln_, NC * sizeof(float));
-  linear_layer_backward(be, b.q, d_ln_, d_xa_, d_q_, a.ln1, a.xa[0], N);
-  linear_layer_backward(be, b.k, d_ln_, d_xa_, d_k_, a.ln1, a.xa[1], N);
-  linear_layer_backward(be, b.v, d_ln_, d_xa_, d_v_, a.ln1, a.xa[2], N);
+  linear_layer_backward(be, b.q, d_ln_, d_xa_, d_q_, a.ln1, a.xa[0], N, dropout(l, 0));
+  linear_layer_backward(be, b.k, d_ln_, d_xa_, d_k_, a.ln1, a.xa[1], N, dropout(l, 1));
+  linear_layer_backward(be, b.v, d_ln_, d_xa_, d_v_, a.ln1, a.xa[2], N, dropout(l, 2));
   be.rmsnorm_backward(dres, b.ln1->grad, d_ln_, a.x, b.ln1->data, a.rstd1, N, C);  // dres is now dx
 }
 
@@ -264,7 +277,7 @@ void Llama::backward(float grad_scale) {
   be.linear_backward(d_ln_, lm_head->grad, d_logits_, lnf_, lm_head->data, N, C, V);
   be.zero(d_res_, (size_t)N * C * sizeof(float));
   be.rmsnorm_backward(d_res_, norm_f->grad, d_ln_, res_final_, norm_f->data, rstdf_, N, C);
-  for (int l = c.num_hidden_layers - 1; l >= 0; l--) block_backward(blocks[l], block_acts_[l], d_res_);
+  for (int l = c.num_hidden_layers - 1; l >= 0; l--) block_backward(l, blocks[l], block_acts_[l], d_res_);
   be.embedding_backward(wte->grad, d_res_, inputs_, N, C);
 }
 

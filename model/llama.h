@@ -23,6 +23,7 @@ struct LoraOptions {
   int lora_rank = 0;
   float lora_alpha = 1.0f;
   std::string init_lora_type = "switchlora";  // switchlora | origin_lora
+  float lora_dropout = 0.0f;                   // on each adapter's input, while training
 };
 
 // The seven linear layers of one block, in the order adapters are listed.
@@ -83,11 +84,17 @@ class Llama {
   Param* norm_f = nullptr;   // (C) model.norm.weight
   Param* lm_head = nullptr;  // (V, C)
   std::vector<Block> blocks;
+  // LoRA dropout (lora.lora_dropout) applies while `training`; the masks of a
+  // forward and its backward are keyed by dropout_key (the trainer sets it to
+  // the micro-batch's index in the run, so ranks and resumes agree).
+  bool training = false;
+  uint64_t dropout_key = 0;
 
  private:
   void plan_activations(int B, int T);
-  void block_forward(Block& b, BlockActs& a, float* out);
-  void block_backward(Block& b, BlockActs& a, float* dres);
+  void block_forward(int l, Block& b, BlockActs& a, float* out);
+  void block_backward(int l, Block& b, BlockActs& a, float* dres);
+  LoraDropout dropout(int l, int j) const;
 
   int B_ = 0, T_ = 0;
   Buffer<float> acts_;             // every saved activation, one buffer
@@ -105,6 +112,8 @@ class Llama {
   // backward scratch
   float *d_res_, *d_ln_, *d_att_, *d_q_, *d_k_, *d_v_, *d_qr_, *d_kr_;
   float *d_gate_, *d_up_, *d_act_, *d_xa_, *d_logits_;
+  float *drop_x_ = nullptr, *drop_dx_ = nullptr;  // (N, max(C, I)) each, with LoRA dropout
+  uint64_t seed_ = 0;
 };
 
 }  // namespace switchlora

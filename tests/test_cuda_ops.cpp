@@ -325,6 +325,20 @@ TEST_CASE("swiglu forward and backward match the CPU" * doctest::skip(!has_gpu()
   CHECK_CLOSE(du_d, dup, kFp32);
 }
 
+TEST_CASE("dropout forward and backward draw the CPU's mask" * doctest::skip(!has_gpu())) {
+  Rng rng{15, 400, 0};
+  const int64_t N = 10007;
+  auto x = randn(N, rng), dout = randn(N, rng), dx = randn(N, rng);
+  auto out = nans(N);
+  Dev<float> x_d(x), do_d(dout), dx_d(dx), out_d(out);
+  cpu::dropout_forward(out.data(), x.data(), N, 0.3f, 17, 4);
+  cuda::dropout_forward(out_d.ptr, x_d.ptr, N, 0.3f, 17, 4);
+  CHECK_CLOSE(out_d, out, 0.0);  // the same mask and one rounded product: exact
+  cpu::dropout_backward(dx.data(), dout.data(), N, 0.3f, 17, 4);
+  cuda::dropout_backward(dx_d.ptr, do_d.ptr, N, 0.3f, 17, 4);
+  CHECK_CLOSE(dx_d, dx, 0.0);
+}
+
 TEST_CASE("residual forward (in place too) matches the CPU" * doctest::skip(!has_gpu())) {
   Rng rng{11, 400, 0};
   const int64_t N = 5003;

@@ -97,6 +97,23 @@ TEST_CASE("LoRA model gradients match finite differences (grad), W gets none") {
   for (Linear* l : m.linears()) CHECK(l->W->grad == nullptr);
 }
 
+TEST_CASE("LoRA model gradients with adapter dropout match finite differences (grad)") {
+  LlamaConfig c = tiny_config();
+  LoraOptions lo{true, 4, 8.0f, "switchlora", 0.3f};
+  Llama m(c, lo, 1);
+  init_lora_adapters(m, 1);
+  m.training = true;  // masks from dropout_key: the same in every forward of the check
+  m.dropout_key = 5;
+  check_model_gradients(m, Batch(c.vocab_size, 3));
+  // The masks matter: without them the logits differ.
+  Batch b(c.vocab_size, 4);
+  m.forward(b.in.data(), nullptr, b.B, b.T);
+  const std::vector<float> dropped = m.logits_host();
+  m.training = false;
+  m.forward(b.in.data(), nullptr, b.B, b.T);
+  CHECK(m.logits_host() != dropped);
+}
+
 TEST_CASE("at init a LoRA model computes what the full-rank model computes") {
   LlamaConfig c = tiny_config();
   Batch b(c.vocab_size, 4);

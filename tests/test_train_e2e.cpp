@@ -115,7 +115,7 @@ TEST_CASE("SwitchLoRA training learns and its switch counts follow the schedule"
 
 TEST_CASE("a resumed run continues exactly as if never stopped") {
   for (const char* method : {"--lr 3e-3", "--switch_lora --lora_rank 16 --lr 1e-2 --switch_lora_interval 10 "
-                                          "--adam_warm_step 2 --switch_lora_descent_rate 0.5"}) {
+                                          "--adam_warm_step 2 --switch_lora_descent_rate 0.5 --lora_dropout 0.1"}) {
     const std::string a = "/tmp/switchlora_e2e_resume_a", b = "/tmp/switchlora_e2e_resume_b";
     std::filesystem::remove_all(a);
     std::filesystem::remove_all(b);

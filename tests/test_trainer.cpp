@@ -72,6 +72,21 @@ TEST_CASE("one method-free trainer runs full-rank, LoRA and SwitchLoRA") {
   }
 }
 
+TEST_CASE("LoRA dropout acts in training steps only, the same on every run") {
+  const Batch batch;
+  SingleProcess comm;
+  TrainOptions dropped = options("lora");
+  dropped.lora.lora_dropout = 0.5f;
+  Trainer plain(options("lora"), test::tiny_config(), comm), a(dropped, test::tiny_config(), comm),
+      b(dropped, test::tiny_config(), comm);
+  // Evaluation sees no dropout: the same loss as without it.
+  CHECK(a.evaluate(batch.fn(), 1) == plain.evaluate(batch.fn(), 1));
+  const StepStats sa = a.train_step(batch.fn()), sb = b.train_step(batch.fn()), sp = plain.train_step(batch.fn());
+  CHECK(sa.grad_norm != sp.grad_norm);  // training does (B starts at zero only with origin_lora)
+  CHECK(sa.grad_norm == sb.grad_norm);  // and draws the same masks
+  CHECK(a.model.params.trainable.to_host() == b.model.params.trainable.to_host());
+}
+
 TEST_CASE("the trainer's source names no method") {
   std::ifstream f("train/trainer.cpp");
   REQUIRE(f);

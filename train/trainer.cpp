@@ -45,7 +45,9 @@ StepStats Trainer::train_step(const BatchFn& next_batch) {
   const size_t n = model.params.num_trainable();
   model.zero_grad();
   double loss = 0;
+  model.training = true;
   for (int micro = 0; micro < accum_; micro++) {
+    model.dropout_key = (uint64_t)step_ * accum_ + micro;  // every rank and resume: the same masks
     next_batch(inputs_.data(), targets_.data());
     loss += model.forward(inputs_.data(), targets_.data(), opts.batch_size, opts.max_length);
     model.backward(1.0f / accum_);
@@ -68,6 +70,7 @@ StepStats Trainer::train_step(const BatchFn& next_batch) {
 }
 
 float Trainer::evaluate(const BatchFn& next_batch, int batches) {
+  model.training = false;
   double total = 0;
   for (int b = 0; b < batches; b++) {
     next_batch(inputs_.data(), targets_.data());

@@ -162,6 +162,15 @@ void CpuBackend::attention_backward(float* dq, float* dk, float* dv, const float
   Open o(*this, {dq, dk, dv, dout, q, k, v, out, lse});
   cpu::attention_backward(dq, dk, dv, dout, q, k, v, out, lse, B, T, NH, HS);
 }
+void CpuBackend::dropout_forward(float* out, const float* x, int64_t N, float p, uint64_t seed, uint64_t stream) {
+  Open o(*this, {out, x});
+  cpu::dropout_forward(out, x, N, p, seed, stream);
+}
+void CpuBackend::dropout_backward(float* dx, const float* dout, int64_t N, float p, uint64_t seed,
+                                  uint64_t stream) {
+  Open o(*this, {dx, dout});
+  cpu::dropout_backward(dx, dout, N, p, seed, stream);
+}
 void CpuBackend::swiglu_forward(float* out, const float* gate, const float* up, int64_t N) {
   Open o(*this, {out, gate, up});
   cpu::swiglu_forward(out, gate, up, N);

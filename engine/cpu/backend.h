@@ -64,6 +64,9 @@ class CpuBackend : public Backend {
                           const float* k, const float* v, const float* out, const float* lse,
                           int B, int T, int NH, int HS) override;
   void swiglu_forward(float* out, const float* gate, const float* up, int64_t N) override;
+  void dropout_forward(float* out, const float* x, int64_t N, float p, uint64_t seed, uint64_t stream) override;
+  void dropout_backward(float* dx, const float* dout, int64_t N, float p, uint64_t seed,
+                        uint64_t stream) override;
   void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate,
                        const float* up, int64_t N) override;
   void residual_forward(float* out, const float* a, const float* b, int64_t N) override;

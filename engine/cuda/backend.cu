@@ -195,6 +195,13 @@ class CudaBackend : public Backend {
                           int B, int T, int NH, int HS) override {
     cuda::attention_backward(dq, dk, dv, dout, q, k, v, out, lse, B, T, NH, HS);
   }
+  void dropout_forward(float* out, const float* x, int64_t N, float p, uint64_t seed, uint64_t stream) override {
+    cuda::dropout_forward(out, x, N, p, seed, stream);
+  }
+  void dropout_backward(float* dx, const float* dout, int64_t N, float p, uint64_t seed,
+                        uint64_t stream) override {
+    cuda::dropout_backward(dx, dout, N, p, seed, stream);
+  }
   void swiglu_forward(float* out, const float* gate, const float* up, int64_t N) override {
     cuda::swiglu_forward(out, gate, up, N);
   }
