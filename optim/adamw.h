@@ -48,6 +48,7 @@ class AdamW {
 
   // One update of every tensor.
   void step(float lr);
+  AdamWConfig& config() { return config_; }  // GaLore adjusts eps per step
 
   // Reset the state of vectors [begin, end) of tensor p: rows of a kPerRow
   // tensor, columns of a kPerColumn tensor (a kPerTensor tensor only accepts

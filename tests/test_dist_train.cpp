@@ -25,7 +25,8 @@ const std::string& data_dir() {
 
 const char* kMethods[] = {"", " --use_lora --lora_rank 8",
                           " --switch_lora --lora_rank 8 --switch_lora_interval 4 --adam_warm_step 1",
-                          " --use_lora --lora_rank 8 --relora 3"};  // merges after updates 4 and 7
+                          " --use_lora --lora_rank 8 --relora 3",  // merges after updates 4 and 7
+                          " --optimizer galore_adamw --rank 8 --update_proj_gap 3"};
 
 std::string train_cmd(const std::string& flags, const std::string& save_dir) {
   return test::bin() + " train --model_config configs/llama_tiny.json --data " + data_dir() +
@@ -77,8 +78,8 @@ size_t count(const std::string& text, const std::string& what) {
 }  // namespace
 
 TEST_CASE("2 ranks with batch b follow 1 rank with batch 2b and all-reduce only the trainable gradients") {
-  long long bytes[4] = {};
-  for (int k = 0; k < 4; k++) {
+  long long bytes[5] = {};
+  for (int k = 0; k < 5; k++) {
     INFO("method:", kMethods[k]);
     const std::string d1 = fresh_dir("one_" + std::to_string(k)), d2 = fresh_dir("two_" + std::to_string(k));
     const auto one = test::run_command("env OMP_NUM_THREADS=1 " + train_cmd(kMethods[k] + std::string(" --batch_size 8"), d1));
@@ -117,6 +118,7 @@ TEST_CASE("2 ranks with batch b follow 1 rank with batch 2b and all-reduce only 
   }
   CHECK(bytes[1] == bytes[2]);          // LoRA and SwitchLoRA send the same adapters
   CHECK(bytes[1] == bytes[3]);          // ... and ReLoRA
+  CHECK(bytes[4] == bytes[0]);          // GaLore all-reduces full gradients
   CHECK(bytes[2] < 0.5 * bytes[0]);     // ... well under full rank's weights
 }
 

@@ -8,6 +8,7 @@
 #include "dist_cli.h"
 #include "model/llama.h"
 #include "model/switchlora.h"
+#include "train/galore_method.h"
 #include "train/options.h"
 #include "train/plan.h"
 
@@ -113,6 +114,22 @@ TEST_CASE("plan counts agree with the parameters, pools and optimizer state each
       CHECK(n.candidates == candidates);
     }
   }
+}
+
+TEST_CASE("GaLore's planned optimizer state is what its AdamW and projectors allocate") {
+  const LlamaConfig c = small_config(64, 176, 4, 2, 300);
+  const int r = 8;
+  Llama model(c, LoraOptions{}, 1);
+  TrainOptions o;
+  o.method = "galore";
+  o.galore.rank = r;
+  const std::unique_ptr<Method> method = method_info("galore").make(model, o);
+  size_t projectors = 0;
+  for (const GaloreMethod::Projected& p : dynamic_cast<GaloreMethod&>(*method).projected())
+    projectors += (size_t)r * std::min(p.lin->in, p.lin->out);
+  const ParamCounts n = count_parameters(c, "galore", r);
+  CHECK(n.trainable == model.params.num_trainable());
+  CHECK(n.optimizer_state == method->optimizer().m().size() + method->optimizer().v().size() + projectors);
 }
 
 TEST_CASE("plan memory: bytes per value times the counts, GaLore's projected state, the activation arena") {

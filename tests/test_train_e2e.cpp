@@ -82,6 +82,19 @@ TEST_CASE("ReLoRA training learns across its merges and jagged schedule") {
   CHECK(mean_loss(lines, 35, 40) < mean_loss(lines, 0, 5) - 1.0);
 }
 
+TEST_CASE("GaLore training learns with its projections refreshed every T steps") {
+  const std::string dir = "/tmp/switchlora_e2e_galore";
+  std::filesystem::remove_all(dir);
+  RunResult r = run(train_cmd(dir, "--optimizer galore_adamw --rank 16 --update_proj_gap 10 --galore_scale 0.25 "
+                                   "--lr 1e-2 --num_training_steps 40"));
+  INFO(r.output);
+  REQUIRE(r.rc == 0);
+  const auto lines = train_lines(read_metrics(dir + "/metrics.jsonl"));
+  REQUIRE(lines.size() == 40);
+  for (size_t i = 0; i < lines.size(); i++) CHECK(lines[i]["projection_refreshed"] == (i % 10 == 0 ? 1 : 0));
+  CHECK(mean_loss(lines, 35, 40) < mean_loss(lines, 0, 5) - 1.0);
+}
+
 TEST_CASE("SwitchLoRA training learns and its switch counts follow the schedule") {
   const std::string dir = "/tmp/switchlora_e2e_switch";
   std::filesystem::remove_all(dir);
@@ -188,7 +201,8 @@ TEST_CASE("bad input is a one-line error naming the flag, and nothing is overwri
       {"--device cpu --dtype bf16", "--device cuda"},
       {"--use_lora --lora_rank 8 --no_offload_candidates", "--no_offload_candidates"},
       {"--use_lora --lora_rank 8 --warmed_up_model configs/llama_tiny.json", "--warmed_up_model"},
-      {"--method galore", "--method galore"},
+      {"--optimizer galore_adamw --use_lora", "--optimizer"},
+      {"--optimizer galore_adamw --rank 64", "--rank"},
       {"--method lora --switch_lora", "--method"},
   };
   for (const Case& c : cases) {

@@ -106,7 +106,6 @@ int cmd_plan(int argc, char** argv) {
   if (m != "full")
     std::printf("\n%s all-reduces %.1f%% fewer bytes per step than full-rank\n", m.c_str(),
                 100.0 * (1.0 - (double)n[1].trainable / n[0].trainable));
-  if (!method_info(m).make) std::printf("(%s is not in `switchlora train` yet: these are its expected costs)\n", m.c_str());
   return 0;
 }
 

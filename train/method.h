@@ -72,8 +72,7 @@ struct MethodInfo {
   // Reads the method's own flags (every command calls it, so --help lists
   // them; chosen = false refuses them). Null: none.
   void (*read_flags)(Flags& f, TrainOptions& o, bool chosen);
-  // Builds the method on a freshly built (or warm-started) model. Null:
-  // `plan` knows its costs but `train` cannot run it yet.
+  // Builds the method on a freshly built (or warm-started) model.
   std::unique_ptr<Method> (*make)(Llama& model, const TrainOptions& o);
   ParamCounts (*count)(const LlamaConfig& c, int r);
 };

@@ -3,6 +3,7 @@
 // MethodInfo) and one #include and one line here.
 #include <algorithm>
 
+#include "train/galore_method.h"
 #include "train/lora_method.h"
 #include "train/method.h"
 #include "train/relora_method.h"
@@ -30,18 +31,6 @@ MethodInfo full_rank_method() {
   return {"full", "every weight trained with AdamW", false, nullptr, make, full_rank_counts};
 }
 
-// GaLore (DESIGN §6) as `plan` sees it: full-rank weights and gradients,
-// AdamW's moments on each adapted weight's rank-r gradient projection
-// (r x max(in, out), twice) next to its projector (r x min(in, out)).
-// `train` runs it once its optimizer exists (issue 11).
-ParamCounts galore_counts(const LlamaConfig& c, int r) {
-  ParamCounts n = full_rank_counts(c, r);
-  n.optimizer_state = 2 * always_trained(c);
-  for (const auto& [in, out] : block_linears(c))
-    n.optimizer_state += c.num_hidden_layers * (size_t)r * (2 * std::max(in, out) + std::min(in, out));
-  return n;
-}
-
 }  // namespace
 
 const std::vector<MethodInfo>& all_methods() {
@@ -50,7 +39,7 @@ const std::vector<MethodInfo>& all_methods() {
       lora_method(),
       switchlora_method(),
       relora_method(),
-      {"galore", "GaLore: AdamW on rank-r gradient projections (plan only)", false, nullptr, nullptr, galore_counts},
+      galore_method(),
   };
   return methods;
 }

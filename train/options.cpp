@@ -13,10 +13,21 @@ std::string read_method(Flags& f) {
   const bool use_lora = f.get_bool("use_lora", "= --method lora: freeze W and train LoRA adapters A, B on q,k,v,o,gate,up,down");
   const bool switch_lora = f.get_bool("switch_lora", "= --method switchlora: switch adapter vectors with candidates");
   // ReLoRA's repo spells it --use_peft --relora N; here --use_lora --relora N.
-  const std::string spelled = switch_lora ? "switchlora" : use_lora ? (f.has("relora") ? "relora" : "lora") : "";
+  // GaLore's repo spells it --optimizer galore_adamw.
+  const std::string optimizer = f.get_string("optimizer", "adamw", "adamw | galore_adamw (= --method galore)");
+  if (optimizer != "adamw" && optimizer != "galore_adamw")
+    throw Error("--optimizer must be adamw or galore_adamw, got \"" + optimizer + "\"");
+  std::string spelled = switch_lora ? "switchlora" : use_lora ? (f.has("relora") ? "relora" : "lora") : "";
+  if (optimizer == "galore_adamw") {
+    if (!spelled.empty())
+      throw Error("--optimizer galore_adamw trains full-rank weights: it cannot be combined with --" +
+                  std::string(switch_lora ? "switch_lora" : "use_lora"));
+    spelled = "galore";
+  }
   if (!spelled.empty()) {
     if (f.has("method") && method != spelled)
-      throw Error("--method " + method + " contradicts --" + (switch_lora ? "switch_lora" : "use_lora"));
+      throw Error("--method " + method + " contradicts --" +
+                  (switch_lora ? "switch_lora" : use_lora ? "use_lora" : "optimizer galore_adamw"));
     method = spelled;
   }
   method_info(method);  // throws naming --method for an unknown name
@@ -87,8 +98,6 @@ void validate_train_options(const TrainOptions& o, int world) {
                 std::to_string(world) + " rank(s)");
   if (!(o.lr > 0)) throw Error("--lr must be > 0");
   if (o.eval_every < 0 || o.save_every < 0) throw Error("--eval_every and --save_every must be >= 0");
-  if (!method_info(o.method).make)
-    throw Error("--method " + o.method + ": `switchlora plan` knows its costs, but `train` cannot run it yet");
 }
 
 }  // namespace switchlora

@@ -5,6 +5,7 @@
 
 #include "model/llama.h"
 #include "model/switchlora.h"
+#include "train/galore_method.h"
 #include "train/relora_method.h"
 
 namespace switchlora {
@@ -38,6 +39,7 @@ struct TrainOptions {
   LoraOptions lora;             // every method with adapters
   SwitchOptions sw;             // switchlora
   ReLoraOptions relora;         // relora
+  GaloreOptions galore;         // galore
 };
 
 // --method NAME, or the authors' spellings --use_lora and --switch_lora
