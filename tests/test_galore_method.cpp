@@ -12,7 +12,7 @@
 
 #include "engine/error.h"
 #include "tests/tiny_config.h"
-#include "train/flags.h"
+#include "tests/train_flags.h"
 #include "train/galore_method.h"
 #include "train/trainer.h"
 
@@ -45,19 +45,6 @@ std::vector<float> host(Backend& be, const float* p, size_t n) {
   std::vector<float> out(n);
   be.copy_and_wait(out.data(), p, n * sizeof(float));
   return out;
-}
-
-std::string flags_error(std::vector<std::string> args) {
-  args.insert(args.begin(), "train");
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  try {
-    Flags f((int)argv.size() - 1, argv.data() + 1, "train", "");
-    parse_train_flags(f);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace
@@ -119,13 +106,13 @@ TEST_CASE("bad GaLore flags are one-line errors naming the flag") {
   TrainOptions o = options();
   o.galore.rank = 16;  // min(m, n) = 16 for the tiny model's attention weights
   CHECK_THROWS_WITH_AS(Trainer(o, test::tiny_config(), comm), doctest::Contains("--rank"), Error);
-  CHECK(flags_error({"--optimizer", "galore_adamw", "--switch_lora"}).find("--optimizer") != std::string::npos);
-  CHECK(flags_error({"--optimizer", "galore_adamw", "--proj_type", "full"}).find("--proj_type") != std::string::npos);
-  CHECK(flags_error({"--optimizer", "galore_adamw", "--update_proj_gap", "0"}).find("--update_proj_gap") !=
+  CHECK(test::train_flags_error({"--optimizer", "galore_adamw", "--switch_lora"}).find("--optimizer") != std::string::npos);
+  CHECK(test::train_flags_error({"--optimizer", "galore_adamw", "--proj_type", "full"}).find("--proj_type") != std::string::npos);
+  CHECK(test::train_flags_error({"--optimizer", "galore_adamw", "--update_proj_gap", "0"}).find("--update_proj_gap") !=
         std::string::npos);
-  CHECK(flags_error({"--rank", "8"}).find("--rank") != std::string::npos);  // without GaLore
-  CHECK(flags_error({"--optimizer", "sgd"}).find("--optimizer") != std::string::npos);
-  CHECK(flags_error({"--optimizer", "galore_adamw", "--rank", "8"}).empty());
+  CHECK(test::train_flags_error({"--rank", "8"}).find("--rank") != std::string::npos);  // without GaLore
+  CHECK(test::train_flags_error({"--optimizer", "sgd"}).find("--optimizer") != std::string::npos);
+  CHECK(test::train_flags_error({"--optimizer", "galore_adamw", "--rank", "8"}).empty());
 }
 
 TEST_CASE("one GaLore step: P spans G's top singular vectors, and W moves by -lr * scale * back(Adam(R))") {

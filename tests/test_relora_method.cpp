@@ -14,7 +14,7 @@
 #include "model/params.h"
 #include "tests/reference/harness.h"
 #include "tests/tiny_config.h"
-#include "train/flags.h"
+#include "tests/train_flags.h"
 #include "train/relora_method.h"
 #include "train/trainer.h"
 
@@ -49,19 +49,6 @@ std::vector<float> logits(Trainer& tr, const Batch& b) {
 
 
 ReLoraMethod& relora_of(Trainer& tr) { return dynamic_cast<ReLoraMethod&>(*tr.method); }
-
-std::string flags_error(std::vector<std::string> args) {
-  args.insert(args.begin(), "train");
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  try {
-    Flags f((int)argv.size() - 1, argv.data() + 1, "train", "");
-    parse_train_flags(f);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 }  // namespace
 
@@ -171,19 +158,19 @@ TEST_CASE("magnitude pruning zeroes exactly the entries at or below the p-quanti
 }
 
 TEST_CASE("bad ReLoRA flags are one-line errors naming the flag") {
-  CHECK(flags_error({"--relora", "5"}).find("--relora") != std::string::npos);  // no adapters
-  CHECK(flags_error({"--switch_lora", "--relora", "5"}).find("--relora") != std::string::npos);
-  CHECK(flags_error({"--use_lora", "--relora", "1"}).find("--relora must be >= 2") != std::string::npos);
-  CHECK(flags_error({"--use_lora", "--relora", "5", "--optimizer_random_pruning", "0.5",
+  CHECK(test::train_flags_error({"--relora", "5"}).find("--relora") != std::string::npos);  // no adapters
+  CHECK(test::train_flags_error({"--switch_lora", "--relora", "5"}).find("--relora") != std::string::npos);
+  CHECK(test::train_flags_error({"--use_lora", "--relora", "1"}).find("--relora must be >= 2") != std::string::npos);
+  CHECK(test::train_flags_error({"--use_lora", "--relora", "5", "--optimizer_random_pruning", "0.5",
                      "--optimizer_magnitude_pruning", "0.5"})
             .find("choose one") != std::string::npos);
-  CHECK(flags_error({"--use_lora", "--relora", "5", "--reset_optimizer_on_relora", "True",
+  CHECK(test::train_flags_error({"--use_lora", "--relora", "5", "--reset_optimizer_on_relora", "True",
                      "--optimizer_random_pruning", "0.5"})
             .find("--reset_optimizer_on_relora") != std::string::npos);
-  CHECK(flags_error({"--use_lora", "--relora", "5", "--reset_optimizer_on_relora", "False"})
+  CHECK(test::train_flags_error({"--use_lora", "--relora", "5", "--reset_optimizer_on_relora", "False"})
             .find("--reset_optimizer_on_relora false") != std::string::npos);
-  CHECK(flags_error({"--use_lora", "--relora", "5", "--optimizer_random_pruning", "1.5"})
+  CHECK(test::train_flags_error({"--use_lora", "--relora", "5", "--optimizer_random_pruning", "1.5"})
             .find("--optimizer_random_pruning") != std::string::npos);
-  CHECK(flags_error({"--use_lora", "--relora", "5", "--optimizer_random_pruning", "0.5"}).empty());
-  CHECK(flags_error({"--method", "relora", "--relora", "5"}).empty());
+  CHECK(test::train_flags_error({"--use_lora", "--relora", "5", "--optimizer_random_pruning", "0.5"}).empty());
+  CHECK(test::train_flags_error({"--method", "relora", "--relora", "5"}).empty());
 }

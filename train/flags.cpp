@@ -23,6 +23,11 @@ bool Flags::has(const std::string& name) const {
   return false;
 }
 
+void Flags::refuse(std::initializer_list<const char*> names, const std::string& why) const {
+  for (const char* name : names)
+    if (has(name)) throw Error(std::string("--") + name + " " + why);
+}
+
 // The value of --name (marking its tokens used); the last one given wins.
 std::optional<std::string> Flags::find_value(const std::string& name) {
   const std::string key = "--" + name;

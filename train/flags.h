@@ -9,6 +9,7 @@
 // Values are written `--name value` or `--name=value`; boolean flags take no
 // value (`--use_lora`) or an explicit `--use_lora=false`.
 #pragma once
+#include <initializer_list>
 #include <map>
 #include <optional>
 #include <set>
@@ -28,6 +29,9 @@ class Flags {
   float get_float(const std::string& name, float fallback, const std::string& help);
   bool get_bool(const std::string& name, const std::string& help);
   bool has(const std::string& name) const;  // given on the command line?
+  // Throws "--NAME <why>" for the first of `names` given on the command line
+  // (a method's flags without that method, say).
+  void refuse(std::initializer_list<const char*> names, const std::string& why) const;
 
   // Prints the help and returns true when --help was given; otherwise throws
   // switchlora::Error for any argument no getter consumed.

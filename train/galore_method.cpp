@@ -136,10 +136,9 @@ void read_galore_flags(Flags& f, TrainOptions& o, bool chosen) {
   g.update_proj_gap = f.get_int("update_proj_gap", 200, "GaLore: recompute the projections every T steps");
   g.galore_scale = f.get_float("galore_scale", 0.25f, "GaLore: scale of the projected-back update");
   g.proj_type = f.get_string("proj_type", "std", "GaLore: std | reverse_std | left | right");
-  const char* flags[] = {"rank", "update_proj_gap", "galore_scale", "proj_type"};
   if (!chosen) {
-    for (const char* flag : flags)
-      if (f.has(flag)) throw Error(std::string("--") + flag + " needs --optimizer galore_adamw (or --method galore)");
+    f.refuse({"rank", "update_proj_gap", "galore_scale", "proj_type"},
+             "needs --optimizer galore_adamw (or --method galore)");
     return;
   }
   if (g.update_proj_gap < 1) throw Error("--update_proj_gap must be >= 1, got " + std::to_string(g.update_proj_gap));
@@ -165,11 +164,8 @@ ParamCounts galore_counts(const LlamaConfig& c, int r) {
 }  // namespace
 
 MethodInfo galore_method() {
-  auto make = [](Llama& model, const TrainOptions& o) -> std::unique_ptr<Method> {
-    return std::make_unique<GaloreMethod>(model, o);
-  };
-  return {"galore", "GaLore: AdamW on rank-r projections of each weight's gradient", false, read_galore_flags, make,
-          galore_counts};
+  return {"galore", "GaLore: AdamW on rank-r projections of each weight's gradient", false,
+          read_galore_flags, make_method<GaloreMethod>, galore_counts};
 }
 
 }  // namespace switchlora

@@ -77,6 +77,12 @@ struct MethodInfo {
   ParamCounts (*count)(const LlamaConfig& c, int r);
 };
 
+// MethodInfo::make for a method class T(Llama&, const TrainOptions&).
+template <class T>
+std::unique_ptr<Method> make_method(Llama& model, const TrainOptions& o) {
+  return std::make_unique<T>(model, o);
+}
+
 // Every method, in --help order (train/methods.cpp).
 const std::vector<MethodInfo>& all_methods();
 // The method called `name`; throws naming --method and listing the names.

@@ -80,8 +80,7 @@ TrainOptions parse_train_flags(Flags& f) {
   o.lora.init_lora_type = f.get_string("init_lora_type", "switchlora", "switchlora | origin_lora");
   o.lora.lora_dropout = f.get_float("lora_dropout", 0.0f, "dropout on each adapter's input while training (ReLoRA's repo: 0.1)");
   if (!chosen.adapters)
-    for (const char* flag : {"lora_rank", "lora_alpha", "init_lora_type", "lora_dropout"})
-      if (f.has(flag)) throw Error(std::string("--") + flag + " needs --use_lora or --switch_lora");
+    f.refuse({"lora_rank", "lora_alpha", "init_lora_type", "lora_dropout"}, "needs --use_lora or --switch_lora");
   for (const MethodInfo& m : all_methods())
     if (m.read_flags) m.read_flags(f, o, m.name == o.method);
   return o;

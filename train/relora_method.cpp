@@ -109,10 +109,9 @@ void read_relora_flags(Flags& f, TrainOptions& o, bool chosen) {
   r.optimizer_random_pruning = f.get_float("optimizer_random_pruning", 0.0f, "ReLoRA: instead prune this fraction at random");
   r.optimizer_magnitude_pruning =
       f.get_float("optimizer_magnitude_pruning", 0.0f, "ReLoRA: instead prune this fraction of smallest magnitude");
-  const char* flags[] = {"relora", "reset_optimizer_on_relora", "optimizer_random_pruning", "optimizer_magnitude_pruning"};
   if (!chosen) {
-    for (const char* flag : flags)
-      if (f.has(flag)) throw Error(std::string("--") + flag + " needs --use_lora with --relora N (or --method relora)");
+    f.refuse({"relora", "reset_optimizer_on_relora", "optimizer_random_pruning", "optimizer_magnitude_pruning"},
+             "needs --use_lora with --relora N (or --method relora)");
     return;
   }
   if (r.relora < 2) throw Error("--relora must be >= 2 (steps between merges), got " + std::to_string(r.relora));
@@ -140,11 +139,8 @@ void read_relora_flags(Flags& f, TrainOptions& o, bool chosen) {
 }  // namespace
 
 MethodInfo relora_method() {
-  auto make = [](Llama& model, const TrainOptions& o) -> std::unique_ptr<Method> {
-    return std::make_unique<ReLoraMethod>(model, o);
-  };
-  return {"relora", "ReLoRA: LoRA merged into W and restarted every --relora steps", true, read_relora_flags, make,
-          lora_counts};
+  return {"relora", "ReLoRA: LoRA merged into W and restarted every --relora steps", true,
+          read_relora_flags, make_method<ReLoraMethod>, lora_counts};
 }
 
 }  // namespace switchlora

@@ -84,10 +84,10 @@ void read_switchlora_flags(Flags& f, TrainOptions& o, bool chosen) {
   s.num_training_steps = o.num_training_steps;
   s.seed = (uint64_t)o.seed;
   if (!chosen) {
-    for (const char* flag : {"switch_lora_interval", "switch_lora_descent_rate", "adam_warm_step",
-                             "switch_descend_type", "fix_switch_lora_interval", "discontinuous_switch",
-                             "remain_switch_state", "remain_switch_step_state", "no_offload_candidates"})
-      if (f.has(flag)) throw Error(std::string("--") + flag + " needs --switch_lora");
+    f.refuse({"switch_lora_interval", "switch_lora_descent_rate", "adam_warm_step", "switch_descend_type",
+              "fix_switch_lora_interval", "discontinuous_switch", "remain_switch_state", "remain_switch_step_state",
+              "no_offload_candidates"},
+             "needs --switch_lora");
     return;
   }
   // SwitchLoRA draws A and B from its candidate pools, which always use
@@ -112,11 +112,8 @@ SwitchLora* find_switcher(Method& m) {
 }
 
 MethodInfo switchlora_method() {
-  auto make = [](Llama& model, const TrainOptions& o) -> std::unique_ptr<Method> {
-    return std::make_unique<SwitchLoraMethod>(model, o);
-  };
-  return {"switchlora", "SwitchLoRA: LoRA whose vectors switch with candidates", true, read_switchlora_flags, make,
-          switchlora_counts};
+  return {"switchlora", "SwitchLoRA: LoRA whose vectors switch with candidates", true,
+          read_switchlora_flags, make_method<SwitchLoraMethod>, switchlora_counts};
 }
 
 }  // namespace switchlora
