@@ -2,7 +2,11 @@
 // chosen method side by side: parameter counts, bytes all-reduced per step
 // (the trainable gradients: all each rank sends) and memory per rank.
 //
+// It reads train's flags, so a train command line pasted after `plan` gives
+// that run's costs.
+//
 //   switchlora plan --model_config configs/llama_1b.json --lora_rank 512 --switch_lora --storage bf16
+//   switchlora plan --model_config configs/llama_1b.json --optimizer galore_adamw --rank 512
 #include <cstdio>
 #include <vector>
 
@@ -33,42 +37,38 @@ std::string gib(double bytes) {
 }  // namespace
 
 int cmd_plan(int argc, char** argv) {
-  Flags f(argc, argv, "plan", "Parameter counts, all-reduce bytes per step and memory, for full rank and a method.");
-  const std::string path = f.get_string("model_config", "", "model config JSON, e.g. configs/llama_1b.json");
-  const int vocab_size = f.get_int("vocab_size", 0, "vocabulary size; 0 = the config's");
-  std::string method = read_method(f);
-  const bool galore = f.get_bool("galore", "= --method galore: full-rank weights, Adam on rank-r gradient projections");
-  const int r = f.get_int("lora_rank", 128, "LoRA rank r (GaLore: the projection rank)");
-  const int B = f.get_int("batch_size", 8, "sequences per micro-batch per rank");
-  const int T = f.get_int("max_length", 256, "sequence length T");
+  Flags f(argc, argv, "plan",
+          "Parameter counts, all-reduce bytes per step and memory, for full rank and a method. Takes train's "
+          "flags (paste a train command's), plus --storage; --vocab_size 0 means the config's.");
+  TrainOptions o = parse_train_flags(f);  // the very flags train reads, so the counts are the run's
   const std::string storage = f.get_string(
       "storage", "fp32", "fp32 | bf16: bytes per stored value; train stores fp32 whatever its --dtype, bf16 shows a bf16-storage engine's costs");
-  const bool on_device = f.get_bool("no_offload_candidates", "SwitchLoRA's candidates in device memory (train's flag)");
   if (f.finish()) return 0;
 
+  const std::string& path = o.model_config;
   if (path.empty()) throw Error("--model_config is required (e.g. configs/llama_1b.json)");
-  if (galore && method != "full") throw Error("choose one of --use_lora, --switch_lora, --galore");
-  if (galore) method = "galore";
-  const std::string m = method;
-  if (m == "full" && f.has("lora_rank")) throw Error("--lora_rank needs --use_lora, --switch_lora or --galore");
   if (storage != "fp32" && storage != "bf16") throw Error("--storage must be fp32 or bf16, got \"" + storage + "\"");
-  if (on_device && m != "switchlora") throw Error("--no_offload_candidates needs --switch_lora");
-  if (B <= 0 || T <= 0) throw Error("--batch_size and --max_length must be > 0");
+  if (o.batch_size <= 0 || o.max_length <= 0) throw Error("--batch_size and --max_length must be > 0");
   LlamaConfig c = load_config(path);
-  if (vocab_size > 0) c.vocab_size = vocab_size;
+  if (o.vocab_size > 0) c.vocab_size = o.vocab_size;
+  const int B = o.batch_size, T = o.max_length;
   if (T > c.max_sequence_length)
     throw Error("--max_length " + std::to_string(T) + " exceeds max_sequence_length " +
                 std::to_string(c.max_sequence_length) + " of " + path);
   const int e = storage == "bf16" ? 2 : 4;
 
+  const std::string m = o.method;
   std::vector<std::string> methods = {"full"};
   if (m != "full") methods.push_back(m);
   std::vector<ParamCounts> n;
   std::vector<MemoryPlan> mem;
   for (const std::string& x : methods) {
-    n.push_back(count_parameters(c, x, r));
-    mem.push_back(plan_memory(c, x, r, B, T, e, on_device));
+    TrainOptions run = o;
+    run.method = x;
+    n.push_back(count_parameters(c, run));
+    mem.push_back(plan_memory(c, run, e));
   }
+  const int r = m == "galore" ? o.galore.rank : o.lora.lora_rank;
   auto cells = [&](auto value) {
     std::vector<std::string> out;
     for (size_t i = 0; i < methods.size(); i++) out.push_back(value(i));
@@ -79,15 +79,17 @@ int cmd_plan(int argc, char** argv) {
   };
   auto bytes = [&](double MemoryPlan::*field) { return cells([&](size_t i) { return gib(mem[i].*field); }); };
 
-  std::printf("model %s: V=%d C=%d I=%d NH=%d L=%d | rank %d | %s storage | batch %d x %d tokens per rank\n\n",
+  std::printf("model %s: V=%d C=%d I=%d NH=%d L=%d | %s | %s storage | batch %d x %d tokens per rank\n\n",
               path.c_str(), c.vocab_size, c.hidden_size, c.intermediate_size, c.num_attention_heads,
-              c.num_hidden_layers, r, storage.c_str(), B, T);
+              c.num_hidden_layers, m == "full" ? "full rank" : ("rank " + std::to_string(r)).c_str(),
+              storage.c_str(), B, T);
   row("", cells([&](size_t i) { return methods[i]; }));
   std::printf("parameters\n");
   row("total", cells([&](size_t i) { return std::to_string(n[i].total()); }));
   row("trainable", count(&ParamCounts::trainable));
   row("frozen", count(&ParamCounts::frozen));
   row("candidates", count(&ParamCounts::candidates));
+  row("optimizer state", count(&ParamCounts::optimizer_state));
   std::printf("all-reduce per optimizer step (trainable gradients)\n");
   row("bytes", cells([&](size_t i) { return std::to_string(n[i].trainable * e); }));
   row("of full-rank's", cells([&](size_t i) {

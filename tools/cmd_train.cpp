@@ -169,9 +169,11 @@ int cmd_train(int argc, char** argv, Communicator& host_comm) {
   if (main_rank) {
     size_t cand = 0;
     for (const auto& [name, values] : trainer.method->sync_buffers()) cand += values.size();
-    std::printf("model %s: V=%d C=%d L=%d | params: total %zu, trainable %zu, frozen %zu, candidates %zu\n",
+    std::printf("model %s: V=%d C=%d L=%d | params: total %zu, trainable %zu, frozen %zu, candidates %zu, "
+                "optimizer state %zu\n",
                 o.model_config.c_str(), config.vocab_size, config.hidden_size, config.num_hidden_layers,
-                ps.num_trainable() + ps.num_frozen(), ps.num_trainable(), ps.num_frozen(), cand);
+                ps.num_trainable() + ps.num_frozen(), ps.num_trainable(), ps.num_frozen(), cand,
+                trainer.method->optimizer_state_size());
     std::printf("device %s | dtype %s%s | communicator %s\n", be.name().c_str(), o.dtype.c_str(),
                 o.tf32 ? " (tf32 GEMMs)" : "", comm.name().c_str());
     std::printf("method %s | batch %d x %d accumulation x %d rank(s) = %d sequences of %d tokens per step\n",

@@ -8,7 +8,8 @@
 
 namespace switchlora {
 
-ParamCounts lora_counts(const LlamaConfig& c, int r) {
+ParamCounts lora_counts(const LlamaConfig& c, const TrainOptions& o) {
+  const int r = o.lora.lora_rank;
   const int C = c.hidden_size, I = c.intermediate_size;
   if (r <= 0 || r >= std::min(C, I))
     throw Error("--lora_rank " + std::to_string(r) + " must be in (0, min(in, out) = " +

@@ -8,6 +8,6 @@ namespace switchlora {
 
 MethodInfo lora_method();
 // LoRA's counts at rank r (throws naming --lora_rank outside (0, min(in, out))).
-ParamCounts lora_counts(const LlamaConfig& c, int r);
+ParamCounts lora_counts(const LlamaConfig& c, const TrainOptions& o);
 
 }  // namespace switchlora

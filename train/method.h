@@ -46,6 +46,10 @@ class Method {
   // model's parameters (SwitchLoRA's candidates).
   virtual std::vector<std::pair<std::string, std::vector<float>>> sync_buffers() const { return {}; }
 
+  // Values its optimizer holds (plan's "optimizer state", which train
+  // prints at start): AdamW's two moments; GaLore adds its projectors.
+  virtual size_t optimizer_state_size() const { return optimizer_->m().size() + optimizer_->v().size(); }
+
   AdamW& optimizer() { return *optimizer_; }
   void build_optimizer(std::vector<AdamTensor> tensors);
 
@@ -60,7 +64,7 @@ struct ParamCounts {
   size_t trainable = 0;        // all-reduced every step
   size_t frozen = 0;           // LoRA's W: never sent
   size_t candidates = 0;       // SwitchLoRA's pools: never sent
-  size_t optimizer_state = 0;  // AdamW's moments (GaLore: of the projected gradients)
+  size_t optimizer_state = 0;  // Method::optimizer_state_size()
   size_t total() const { return trainable + frozen; }
 };
 
@@ -74,7 +78,7 @@ struct MethodInfo {
   void (*read_flags)(Flags& f, TrainOptions& o, bool chosen);
   // Builds the method on a freshly built (or warm-started) model.
   std::unique_ptr<Method> (*make)(Llama& model, const TrainOptions& o);
-  ParamCounts (*count)(const LlamaConfig& c, int r);
+  ParamCounts (*count)(const LlamaConfig& c, const TrainOptions& o);
 };
 
 // MethodInfo::make for a method class T(Llama&, const TrainOptions&).

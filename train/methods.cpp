@@ -14,7 +14,7 @@ namespace switchlora {
 namespace {
 
 // Full rank: the plain model, AdamW on everything.
-ParamCounts full_rank_counts(const LlamaConfig& c, int /*r*/) {
+ParamCounts full_rank_counts(const LlamaConfig& c, const TrainOptions& /*o*/) {
   ParamCounts n;
   n.trainable = always_trained(c);
   for (const auto& [in, out] : block_linears(c)) n.trainable += c.num_hidden_layers * in * out;

@@ -12,11 +12,12 @@
 
 #include "model/config.h"
 #include "train/method.h"
+#include "train/options.h"
 
 namespace switchlora {
 
-// The counts of method `method` (a --method name) at rank r.
-ParamCounts count_parameters(const LlamaConfig& c, const std::string& method, int r);
+// The counts of the run `o` describes (its method, rank, projection type).
+ParamCounts count_parameters(const LlamaConfig& c, const TrainOptions& o);
 
 struct MemoryPlan {
   double weights = 0, gradients = 0, optimizer = 0;
@@ -28,10 +29,10 @@ struct MemoryPlan {
 // Bytes per rank with every value stored in `bytes_per_value` (4 for fp32,
 // 2 for bf16): gradients for trainable values only; the method's optimizer
 // state (AdamW: two moments per trainable value; GaLore: of the projected
-// gradients, next to its projectors); activations as the engine's
-// per-micro-batch arena holds them for batch B of T tokens (saved for
-// backward, plus backward scratch).
-MemoryPlan plan_memory(const LlamaConfig& c, const std::string& method, int r, int B, int T,
-                       int bytes_per_value, bool candidates_on_device);
+// gradients, next to its projectors); SwitchLoRA's candidates on the device
+// or the host as o.sw says; activations as the engine's per-micro-batch
+// arena holds them for o.batch_size x o.max_length tokens (saved for
+// backward, plus backward scratch, plus LoRA dropout's when it is on).
+MemoryPlan plan_memory(const LlamaConfig& c, const TrainOptions& o, int bytes_per_value);
 
 }  // namespace switchlora

@@ -98,8 +98,8 @@ void read_switchlora_flags(Flags& f, TrainOptions& o, bool chosen) {
   validate_switch_options(s);  // before anything is allocated
 }
 
-ParamCounts switchlora_counts(const LlamaConfig& c, int r) {
-  ParamCounts n = lora_counts(c, r);
+ParamCounts switchlora_counts(const LlamaConfig& c, const TrainOptions& o) {
+  ParamCounts n = lora_counts(c, o);
   for (const auto& [in, out] : block_linears(c)) n.candidates += c.num_hidden_layers * std::min(in, out) * (in + out);
   return n;
 }
