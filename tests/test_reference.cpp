@@ -1,13 +1,19 @@
 // The engine against the independent PyTorch reference (tests/reference/):
 // from the same weights and batch, the logits, the loss, every gradient, and
 // ten training steps (losses, gradient norms, every final parameter, frozen W
-// included) of full-rank, LoRA and SwitchLoRA training.
+// included) of full-rank, LoRA, SwitchLoRA, ReLoRA and GaLore training.
 //
 // For SwitchLoRA the engine switches on its own schedule (a fixed interval of
 // 5 with r = 8: 1.6 vectors per layer per step, randomly rounded), and the
 // test writes what it switched, with the new values, as the reference's
 // PLAN.json: the reference then replays the same switches with its own W
 // correction, freezing and Adam resets, so all of those are compared too.
+// ReLoRA's merges are replayed the same way (RELORA.json with the engine's
+// redrawn A). GaLore's reference takes nothing from the engine: it computes
+// its own SVD of its own float64 gradient at each refresh, with the same
+// stated sign rule (each singular vector's largest entry positive), so the
+// projection itself is compared (its top-r singular values are separated
+// enough here that float32 gradients give the same vectors to ~1e-6).
 //
 // Error measure, per tensor: ||engine - ref||_2 / max(||ref||_2, 1e-30)
 // (tests/reference/harness.h); for scalars (a loss, a gradient norm) that is
@@ -56,9 +62,12 @@ LlamaConfig tiny_config() {
   return c;
 }
 
-enum class Kind { kFull, kLora, kSwitch, kSwitchDiscontinuous, kReLora };
+enum class Kind { kFull, kLora, kSwitch, kSwitchDiscontinuous, kReLora, kGalore, kGaloreFull };
 
 bool is_relora(Kind m) { return m == Kind::kReLora; }
+bool is_galore(Kind m) { return m == Kind::kGalore || m == Kind::kGaloreFull; }
+constexpr int kGaloreRank = 4, kProjGap = 5;
+constexpr float kWeightDecay = 0.1f;
 
 TrainOptions options(Kind m) {
   TrainOptions o;
@@ -69,11 +78,20 @@ TrainOptions options(Kind m) {
   o.num_training_steps = kSteps;
   o.clip_grad_norm = 1.0f;
   o.seed = 7;
-  o.lora = {m != Kind::kFull, kRank, kAlpha, "switchlora"};
+  o.lora = {m != Kind::kFull && !is_galore(m), kRank, kAlpha, "switchlora"};
   o.method = m == Kind::kSwitch || m == Kind::kSwitchDiscontinuous ? "switchlora"
              : is_relora(m)                                       ? "relora"
+             : is_galore(m)                                       ? "galore"
              : m == Kind::kFull                                   ? "full"
                                                                   : "lora";
+  // GaLore: projections refreshed at steps 0 and 5 (std takes both sides
+  // here: q..o and up/gate project on the right, down on the left; full
+  // both at once), its eps and decoupled weight decay.
+  if (is_galore(m)) {
+    o.galore = {kGaloreRank, kProjGap, 0.25f, m == Kind::kGaloreFull ? "full" : "std"};
+    o.adam_eps = 1e-6f;
+    o.weight_decay = kWeightDecay;
+  }
   // ReLoRA: merges after updates 5 and 9, inside the 10 steps, with its own
   // init (B = 0). No optimizer reset here: after one, an entry whose exp_avg
   // survives but whose exp_avg_sq is pruned (the repo draws the two masks
@@ -107,7 +125,7 @@ struct EngineRun {
   std::vector<float> losses, grad_norms;
   nlohmann::json plan = nlohmann::json::array();
   nlohmann::json relora_plan = {{"merges", nlohmann::json::array()}, {"resets", nlohmann::json::array()}};
-  int switched = 0, merged = 0;
+  int switched = 0, merged = 0, refreshed = 0;
 };
 
 // What switch_step just did, as PLAN.json entries: A row i was switched
@@ -208,8 +226,13 @@ EngineRun run_engine(Kind m, const std::vector<int32_t>& in, const std::vector<i
       CHECK(record_switches(*sw, t, r.plan) == switched);
       sw->zero_frozen_grads();
     }
-    tr.method->optimizer().step(lr_at(tr.schedule, t));
+    tr.method->update(t, lr_at(tr.schedule, t));
     if (sw) sw->end_step();
+    if (is_galore(m)) {
+      nlohmann::json what;
+      tr.method->metrics(what);
+      r.refreshed += what.value("projection_refreshed", 0);
+    }
     if (is_relora(m)) record_relora(tr, t, r);
     r.losses.push_back(loss);
     r.grad_norms.push_back(norm);
@@ -267,6 +290,13 @@ void compare_with_reference(Kind m, const std::string& what) {
     write_file_atomic(dir + "/relora.json", e.relora_plan.dump());
     args.insert(args.end(), {"--relora_plan", dir + "/relora.json"});
   }
+  if (is_galore(m)) {
+    const TrainOptions o = options(m);
+    args.insert(args.end(), {"--galore_rank", std::to_string(o.galore.rank), "--update_proj_gap",
+                             std::to_string(o.galore.update_proj_gap), "--galore_scale", exact(o.galore.galore_scale),
+                             "--proj_type", o.galore.proj_type, "--adam_eps", exact(o.adam_eps), "--weight_decay",
+                             exact(o.weight_decay)});
+  }
   test::run_reference(args);
   const test::RefOut ref = test::read_ref_out(dir + "/out.bin");
   REQUIRE(ref.B == (uint32_t)kB);
@@ -311,7 +341,8 @@ void compare_with_reference(Kind m, const std::string& what) {
     final_err = std::max(final_err, err);
     // SwitchLoRA's frozen W moves only through switches: it must have moved
     // far more than the tolerance, so the comparison above can fail.
-    const bool switched_w = (m == Kind::kSwitch || m == Kind::kSwitchDiscontinuous || is_relora(m)) &&
+    // So must GaLore's W, which moves only through its projected updates.
+    const bool switched_w = (m == Kind::kSwitch || m == Kind::kSwitchDiscontinuous || is_relora(m) || is_galore(m)) &&
                             p.name.ends_with("_proj.weight");
     if (switched_w) {
       const double moved = test::rel_err(p.data, e.initial[i].data);
@@ -321,6 +352,7 @@ void compare_with_reference(Kind m, const std::string& what) {
   if (m == Kind::kSwitch || m == Kind::kSwitchDiscontinuous)
     CHECK_MESSAGE(e.switched >= 2 * kSteps, what << ": only " << e.switched << " switches in " << kSteps << " steps");
   if (is_relora(m)) CHECK_MESSAGE(e.merged == 2, what << ": " << e.merged << " merges in " << kSteps << " steps");
+  if (is_galore(m)) CHECK_MESSAGE(e.refreshed == 2, what << ": " << e.refreshed << " refreshes in " << kSteps << " steps");
   MESSAGE(what << ": max errors vs float64 reference: logits " << logits_err << ", loss " << loss_err
                << ", gradients " << grad_err << ", losses " << traj_err << ", grad norms " << norm_err
                << ", final parameters " << final_err << " (" << e.switched << " switches)");
@@ -347,4 +379,12 @@ TEST_CASE("SwitchLoRA, discontinuous draws: 10 steps match the reference") {
 
 TEST_CASE("ReLoRA: 10 steps with two merges and restarts match the reference") {
   compare_with_reference(Kind::kReLora, "relora");
+}
+
+TEST_CASE("GaLore (std): 10 steps with two projection refreshes and weight decay match the reference") {
+  compare_with_reference(Kind::kGalore, "galore");
+}
+
+TEST_CASE("GaLore (full): 10 steps of U_r^T G Vh_r^T projections match the reference") {
+  compare_with_reference(Kind::kGaloreFull, "galore_full");
 }

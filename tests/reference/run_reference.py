@@ -6,7 +6,9 @@ K optimizer steps with forced SwitchLoRA switches. Formats: README.md here.
                    --out OUT.bin [--lora_alpha 1] [--dtype float64]
                    [--steps K --lr LR --weight_decay WD --clip 1.0
                     --switch_plan PLAN.json --adam_warm_step 5
-                    --relora_plan RELORA.json]
+                    --relora_plan RELORA.json
+                    --galore_rank R --update_proj_gap T --galore_scale S
+                    --proj_type std --adam_eps 1e-6]
 
 Each of the K steps (on the same batch, constant lr):
   forward, backward, clip grad norm, switches of this step (plan order),
@@ -14,6 +16,8 @@ Each of the K steps (on the same batch, constant lr):
   step: merges (W += s B A, A = the given values, B = 0) and optimizer
   resets (the given entries of each adapter's exp_avg / exp_avg_sq zeroed;
   step counts untouched).
+With --galore_rank R > 0 the AdamW step is GaLore's (galore_ref.py): its own
+SVD of each attention/MLP gradient every T steps, Adam on the projection.
 """
 import argparse
 import json
@@ -24,6 +28,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import galore_ref  # noqa: E402
 import llama_ref as R  # noqa: E402
 from ref_io import read_tokens, write_out  # noqa: E402
 from safetensors_io import read_safetensors  # noqa: E402
@@ -130,6 +135,11 @@ def main():
     ap.add_argument("--switch_plan")
     ap.add_argument("--adam_warm_step", type=int, default=5)
     ap.add_argument("--relora_plan")
+    ap.add_argument("--galore_rank", type=int, default=0, help="> 0: GaLore's projected AdamW at this rank")
+    ap.add_argument("--update_proj_gap", type=int, default=200)
+    ap.add_argument("--galore_scale", type=float, default=0.25)
+    ap.add_argument("--proj_type", choices=["std", "reverse_std", "left", "right", "full"], default="std")
+    ap.add_argument("--adam_eps", type=float, default=1e-8)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -164,7 +174,14 @@ def main():
     logits, loss = forward_backward()
     grads = [(n, params[n].grad.numpy().copy()) for n in trainable]
 
-    opt = R.RefAdamW({n: params[n] for n in trainable}, weight_decay=args.weight_decay)
+    if args.galore_rank > 0:
+        if plan or merges or resets:
+            fail("--galore_rank trains full-rank weights: no switch or ReLoRA plan")
+        opt = galore_ref.RefGaloreAdamW({n: params[n] for n in trainable}, args.galore_rank, args.update_proj_gap,
+                                        args.galore_scale, args.proj_type, eps=args.adam_eps,
+                                        weight_decay=args.weight_decay)
+    else:
+        opt = R.RefAdamW({n: params[n] for n in trainable}, eps=args.adam_eps, weight_decay=args.weight_decay)
     losses, norms = [], []
     for t in range(args.steps):
         _, step_loss = forward_backward()
@@ -181,9 +198,10 @@ def main():
                     other = a        # A's row i freezes, its state restarts
             opt.reset(other, i, moments=True, counter=True)
             opt.freeze(other, i, args.adam_warm_step)
-        with torch.no_grad():
-            for n in trainable:
-                g[n][opt.frozen_mask(n)] = 0
+        if args.galore_rank == 0:
+            with torch.no_grad():
+                for n in trainable:
+                    g[n][opt.frozen_mask(n)] = 0
         opt.step(g, args.lr)
         for module, new_A in merges.get(t, []):
             R.relora_merge(params, module, new_A, args.lora_alpha)

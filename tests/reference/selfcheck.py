@@ -14,6 +14,7 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import galore_ref as G  # noqa: E402
 import llama_ref as R  # noqa: E402
 from ref_io import read_out, write_tokens  # noqa: E402
 from safetensors_io import read_safetensors, write_safetensors  # noqa: E402
@@ -372,6 +373,56 @@ def check_cli(tmp):
           f"norms {[round(float(n), 3) for n in runs[2]['grad_norms']]}")
 
 
+# ------------------------------------------------------------ GaLore
+
+def check_galore():
+    torch.manual_seed(3)
+    ok_shape = ok_ortho = ok_sign = ok_top = ok_back = True
+    for m, n in ((9, 6), (6, 9)):
+        g = torch.randn(m, n, dtype=torch.float64)
+        sigma = torch.linalg.svdvals(g)
+        for proj_type in ("std", "reverse_std", "left", "right", "full"):
+            left, right = G.sides(proj_type, m, n)
+            Ur, Vhr = G.projectors(g, 3, proj_type)
+            R = G.project(g, Ur, Vhr)
+            ok_shape &= R.shape == ((3 if left else m), (3 if right else n))
+            ok_shape &= (Ur is not None) == left and (Vhr is not None) == right
+            for P in (x for x in (Ur.T if left else None, Vhr) if x is not None):
+                ok_ortho &= maxdiff(P @ P.T, torch.eye(3, dtype=torch.float64)) < 1e-12
+                ok_sign &= bool((P[torch.arange(3), P.abs().argmax(dim=1)] > 0).all())
+            if left != right:  # one side: R keeps the r largest singular values
+                ok_top &= abs(float((R ** 2).sum() - (sigma[:3] ** 2).sum())) < 1e-10
+            # a rank-min(m, n) projector loses nothing: back(project(G)) = G
+            full = G.projectors(g, min(m, n), proj_type)
+            ok_back &= maxdiff(G.project_back(G.project(g, *full), *full), g) < 1e-12
+        ok_shape &= G.sides("std", m, n) == ((False, True) if m >= n else (True, False))
+    check("GaLore projections: shapes per proj_type (std: right when m >= n), orthonormal, "
+          "largest entry positive", ok_shape and ok_ortho and ok_sign)
+    check("GaLore projections keep the r largest singular values; rank min(m, n) is lossless", ok_top and ok_back)
+
+    # Unprojected tensors with eps = 0, wd = 0: exactly torch.optim.AdamW (the eps
+    # placement is then moot); projectors refresh at steps 0, T, 2T only.
+    w0 = {"model.norm.weight": torch.randn(5, dtype=torch.float64),
+          "model.layers.0.mlp.up_proj.weight": torch.randn(8, 5, dtype=torch.float64)}
+    params = {k: v.clone() for k, v in w0.items()}
+    ref = torch.nn.Parameter(w0["model.norm.weight"].clone())
+    topt = torch.optim.AdamW([ref], lr=1e-2, eps=0.0, weight_decay=0.0)
+    opt = G.RefGaloreAdamW(params, rank=2, update_proj_gap=3, scale=0.25, proj_type="std", eps=0.0)
+    refreshed = []
+    for t in range(7):
+        grads = {k: torch.randn_like(v) for k, v in params.items()}
+        before = opt.proj.get("model.layers.0.mlp.up_proj.weight")
+        opt.step(grads, 1e-2)
+        refreshed.append(before is None or opt.proj["model.layers.0.mlp.up_proj.weight"][1] is not before[1])
+        ref.grad = grads["model.norm.weight"].clone()
+        topt.step()
+    check("RefGaloreAdamW on an unprojected tensor (eps 0) == torch.optim.AdamW, 7 steps",
+          maxdiff(params["model.norm.weight"], ref.detach()) < 1e-12)
+    check("RefGaloreAdamW refreshes projections at steps 0, 3, 6 only; moments r x n",
+          refreshed == [True, False, False, True, False, False, True]
+          and opt.m["model.layers.0.mlp.up_proj.weight"].shape == (8, 2), f"{refreshed}")
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         check_safetensors(tmp)
@@ -379,6 +430,7 @@ def main():
         check_gradcheck()
         check_switch()
         check_adamw()
+        check_galore()
         check_cli(tmp)
     failed = RESULTS.count(False)
     print(f"{len(RESULTS) - failed} passed, {failed} failed")
