@@ -55,6 +55,10 @@ void validate_schedule(const LrSchedule& s) {
   if (s.restart_warmup_steps < 0 || s.restart_warmup_steps > s.cycle_length)
     throw Error(where + "--restart_warmup_steps = " + std::to_string(s.restart_warmup_steps) +
                 " must be in [0, --cycle_length = " + std::to_string(s.cycle_length) + "]");
+  if (s.num_training_steps % s.cycle_length != 0)
+    throw Error(where + "--num_training_steps = " + std::to_string(s.num_training_steps) +
+                " must be a multiple of --cycle_length = " + std::to_string(s.cycle_length) +
+                " (every cycle a whole one, as ReLoRA's repo requires)");
   if (s.warmup_steps > s.cycle_length)
     throw Error(where + "--warmup_steps = " + std::to_string(s.warmup_steps) +
                 " must be <= --cycle_length = " + std::to_string(s.cycle_length) +

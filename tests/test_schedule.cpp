@@ -187,4 +187,7 @@ TEST_CASE("cosine_restarts refuses what ReLoRA's repo asserts, naming the flag")
   CHECK(error_of(s).find("--min_lr_ratio") != std::string::npos);
   s.min_lr_ratio = 0.1f;
   CHECK(error_of(s).empty());
+  s.num_training_steps = 110;  // five and a half cycles of 20
+  const std::string e = error_of(s);
+  CHECK(e.find("--num_training_steps = 110 must be a multiple of --cycle_length = 20") != std::string::npos);
 }

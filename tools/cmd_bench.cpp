@@ -1,10 +1,12 @@
 // switchlora bench: time full training steps (forward, backward, clip,
 // switch, optimizer) on random tokens, and print one JSON line last:
 //   {"device": ..., "tokens_per_s": ..., "step_ms": ..., "gflops": ...,
-//    "gemm_gflops": ..., "fraction_of_gemm": ..., "mfu": ...}
+//    "gemm_gflops": ..., "fraction_of_gemm": ..., "mfu": ..., "peak_rss_mb": ...}
 // Model FLOPs per token = 6 N_matmul + 12 L T C (forward + backward; the
 // PaLM / llm.c convention): N_matmul counts every weight matrix including
 // lm_head, as if full rank, so methods compare on equal terms.
+#include <sys/resource.h>
+
 #include <chrono>
 #include <cstdio>
 #include <vector>
@@ -48,6 +50,11 @@ int cmd_bench(int argc, char** argv) {
   for (int i = 0; i < steps; i++) trainer.train_step(random_batch);
   be.synchronize();
   const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // The process's peak resident memory so far (host memory: on the GPU the
+  // model lives in device memory, which this does not count).
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  const double peak_rss_mb = usage.ru_maxrss / 1024.0;  // Linux reports KiB
 
   // The backend's GEMM rate at this run's precision, measured now: the
   // yardstick this run's model FLOPs are reported against (DESIGN §9).
@@ -70,9 +77,10 @@ int cmd_bench(int argc, char** argv) {
   // MFU: against the card's datasheet rate (GPU only; a CPU has no such number).
   const double mfu = gpu ? gflops / (1000.0 * peak_tflops) : 0.0;
   std::printf("{\"device\": \"%s\", \"dtype\": \"%s\", \"tokens_per_s\": %.1f, \"step_ms\": %.2f, "
-              "\"gflops\": %.2f, \"gemm_gflops\": %.2f, \"fraction_of_gemm\": %.3f, \"mfu\": %.4f}\n",
+              "\"gflops\": %.2f, \"gemm_gflops\": %.2f, \"fraction_of_gemm\": %.3f, \"mfu\": %.4f, "
+              "\"peak_rss_mb\": %.1f}\n",
               be.name().c_str(), o.dtype.c_str(), tokens / sec, 1000 * sec / steps, gflops, gemm_gflops,
-              gflops / gemm_gflops, mfu);
+              gflops / gemm_gflops, mfu, peak_rss_mb);
   return 0;
 }
 
