@@ -16,7 +16,7 @@ namespace {
 void check_rank(int r, size_t m, size_t n, const std::string& weight) {
   if (r < 1 || (size_t)r >= std::min(m, n))
     throw Error("--rank " + std::to_string(r) + " must be in [1, min(m, n) = " + std::to_string(std::min(m, n)) +
-                ") of every projected weight (" + weight + " is " + std::to_string(m) + " x " +
+                ") of every projected weight (" + weight + ": " + std::to_string(m) + " x " +
                 std::to_string(n) + ")");
 }
 

@@ -111,7 +111,7 @@ void read_relora_flags(Flags& f, TrainOptions& o, bool chosen) {
       f.get_float("optimizer_magnitude_pruning", 0.0f, "ReLoRA: instead prune this fraction of smallest magnitude");
   if (!chosen) {
     f.refuse({"relora", "reset_optimizer_on_relora", "optimizer_random_pruning", "optimizer_magnitude_pruning"},
-             "needs --use_lora with --relora N (or --method relora)");
+             "needs adapters: --use_lora --relora N (or --method relora)");
     return;
   }
   if (r.relora < 2) throw Error("--relora must be >= 2 (steps between merges), got " + std::to_string(r.relora));
