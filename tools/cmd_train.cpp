@@ -29,12 +29,13 @@ namespace {
 // and which device computes.
 const std::set<std::string> kNotIdentity = {"model_config", "vocab_size", "method", "use_lora", "switch_lora"};
 const std::set<std::string> kMayChangeOnResume = {"resume",           "autoresume",   "save_dir",
-                                                  "save_every",       "keep_checkpoints", "eval_every",
+                                                  "save_every",       "keep_checkpoints", "save_initial",  "eval_every",
                                                   "max_eval_batches", "check_sync_every", "data",
                                                   "warmed_up_model",  "device",       "dtype", "tf32"};
 // Every rank must agree on all but these (each rank may see the same data
 // under its own path: the files themselves are compared instead).
-const std::set<std::string> kMayDifferAcrossRanks = {"save_dir", "save_every", "keep_checkpoints", "data"};
+const std::set<std::string> kMayDifferAcrossRanks = {"save_dir", "save_every", "keep_checkpoints", "save_initial",
+                                                     "data"};
 
 std::set<std::string> united(std::set<std::string> a, const std::set<std::string>& b) {
   a.insert(b.begin(), b.end());
@@ -152,18 +153,26 @@ int cmd_train(int argc, char** argv, Communicator& host_comm) {
   } else if (main_rank) {
     write_file_atomic(metrics_path, "");
   }
+  // Every flag of this run (for `switchlora plot`'s legends and token axis).
+  if (main_rank) write_file_atomic(o.save_dir + "/run.json", identity(f, {}, o, config).dump(2) + "\n");
   // Same weights on every rank before the first step, a resumed run's too.
   if (comm.world() > 1) trainer.check_in_sync(resume.empty() ? "at start" : "at start, after loading " + resume);
   std::string last_saved;
-  auto save = [&]() {
-    if (!main_rank) return;
+  auto checkpoint = [&]() {
     Checkpoint ck;
     trainer.save_state(ck);
     ck.meta["identity"] = run;
     ck.meta["data_position"] = train.position();
     ck.meta["data"] = o.data;
-    last_saved = save_run_checkpoint(o.save_dir, trainer.step(), ck, o.keep_checkpoints);
+    ck.meta["warmed_up_model"] = o.warmed_up_model;  // inspect's baseline when there is no initial.bin
+    return ck;
   };
+  auto save = [&]() {
+    if (main_rank) last_saved = save_run_checkpoint(o.save_dir, trainer.step(), checkpoint(), o.keep_checkpoints);
+  };
+  // The model as step 0 computes it, outside the checkpoint rotation: the
+  // baseline `switchlora inspect` measures the learned update against.
+  if (o.save_initial && resume.empty() && main_rank) save_checkpoint(o.save_dir + "/initial.bin", checkpoint());
 
   const ParamStore& ps = trainer.model.params;
   if (main_rank) {

@@ -11,5 +11,7 @@ int cmd_sample(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 int cmd_export(int argc, char** argv);
 int cmd_plan(int argc, char** argv);
+int cmd_inspect(int argc, char** argv);
+int cmd_plot(int argc, char** argv);
 
 }  // namespace switchlora

@@ -14,12 +14,14 @@ const char* kUsage =
     "\n"
     "commands:\n"
     "  prepare   build a tokenizer and token shards from a corpus (make data)\n"
-    "  train     pre-train: full-rank, --use_lora or --switch_lora\n"
+    "  train     pre-train: full-rank, LoRA, SwitchLoRA, ReLoRA or GaLore (--method)\n"
     "  eval      validation loss and perplexity of a checkpoint\n"
     "  sample    generate text from a checkpoint\n"
     "  bench     time training steps on random tokens\n"
     "  export    a checkpoint as a Hugging Face LlamaForCausalLM directory\n"
-    "  plan      parameter counts, all-reduce bytes and memory of a config and method\n";
+    "  plan      parameter counts, all-reduce bytes and memory of a config and method\n"
+    "  inspect   singular values and effective rank of each layer's learned update\n"
+    "  plot      loss against tokens for one or several runs (PNG)\n";
 
 }  // namespace
 
@@ -47,6 +49,8 @@ int main(int argc, char** argv) {
     if (cmd == "bench") return cmd_bench(sub_argc, sub_argv);
     if (cmd == "export") return cmd_export(sub_argc, sub_argv);
     if (cmd == "plan") return cmd_plan(sub_argc, sub_argv);
+    if (cmd == "inspect") return cmd_inspect(sub_argc, sub_argv);
+    if (cmd == "plot") return cmd_plot(sub_argc, sub_argv);
     std::fprintf(stderr, "switchlora: error: unknown command \"%s\"\n%s", cmd.c_str(), kUsage);
     return 2;
   } catch (const CollectiveError& e) {

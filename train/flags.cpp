@@ -28,22 +28,50 @@ void Flags::refuse(std::initializer_list<const char*> names, const std::string& 
     if (has(name)) throw Error(std::string("--") + name + " " + why);
 }
 
-// The value of --name (marking its tokens used); the last one given wins.
-std::optional<std::string> Flags::find_value(const std::string& name) {
+// Every value of --name, in order (marking its tokens used).
+std::vector<std::string> Flags::find_values(const std::string& name) {
   const std::string key = "--" + name;
-  std::optional<std::string> found;
+  std::vector<std::string> found;
   for (size_t i = 0; i < args_.size(); i++) {
     if (args_[i].rfind(key + "=", 0) == 0) {
       used_[i] = true;
-      found = args_[i].substr(key.size() + 1);
+      found.push_back(args_[i].substr(key.size() + 1));
     } else if (args_[i] == key) {
       if (i + 1 >= args_.size())
         throw Error("flag " + key + " needs a value (see switchlora " + command_ + " --help)");
       used_[i] = used_[i + 1] = true;
-      found = args_[++i];
+      found.push_back(args_[++i]);
     }
   }
   return found;
+}
+
+// The value of --name; the last one given wins.
+std::optional<std::string> Flags::find_value(const std::string& name) {
+  const std::vector<std::string> all = find_values(name);
+  if (all.empty()) return std::nullopt;
+  return all.back();
+}
+
+std::vector<std::string> Flags::get_all(const std::string& name, const std::string& help) {
+  describe(name, "S", help + " (may be repeated)");
+  std::vector<std::string> v = find_values(name);
+  defaults_[name] = nlohmann::json::array();
+  values_[name] = v;
+  return v;
+}
+
+std::vector<std::string> Flags::positional(const std::string& name, const std::string& help) {
+  char line[512];
+  std::snprintf(line, sizeof line, "  %-30s %s", name.c_str(), help.c_str());
+  help_lines_.push_back(line);
+  std::vector<std::string> out;
+  for (size_t i = 0; i < args_.size(); i++)
+    if (!used_[i] && args_[i].rfind("--", 0) != 0) {
+      used_[i] = true;
+      out.push_back(args_[i]);
+    }
+  return out;
 }
 
 void Flags::describe(const std::string& name, const std::string& value, const std::string& help) {

@@ -28,6 +28,12 @@ class Flags {
   int get_int(const std::string& name, int fallback, const std::string& help);
   float get_float(const std::string& name, float fallback, const std::string& help);
   bool get_bool(const std::string& name, const std::string& help);
+  // Every value of a flag that may be given several times, in order
+  // (`--checkpoint A --checkpoint B`).
+  std::vector<std::string> get_all(const std::string& name, const std::string& help);
+  // The arguments that are neither flags nor flag values (`plot RUN_DIR...`);
+  // call it after every getter.
+  std::vector<std::string> positional(const std::string& name, const std::string& help);
   bool has(const std::string& name) const;  // given on the command line?
   // Throws "--NAME <why>" for the first of `names` given on the command line
   // (a method's flags without that method, say).
@@ -47,6 +53,7 @@ class Flags {
 
  private:
   std::optional<std::string> find_value(const std::string& name);
+  std::vector<std::string> find_values(const std::string& name);
   void describe(const std::string& name, const std::string& value, const std::string& help);
 
   std::string command_, summary_;

@@ -59,6 +59,7 @@ TrainOptions parse_train_flags(Flags& f) {
   o.save_every = f.get_int("save_every", 0, "checkpoint every N steps (always at the end); 0 = only at the end");
   o.save_dir = f.get_string("save_dir", "runs/default", "where checkpoints and metrics.jsonl go");
   o.keep_checkpoints = f.get_int("keep_checkpoints", 2, "keep the newest N checkpoints; 0 = all");
+  o.save_initial = f.get_bool("save_initial", "also save the model before step 0 as SAVE_DIR/initial.bin (inspect's baseline)");
   o.seed = f.get_int("seed", 0, "seed for init, data order and switching");
   o.resume = f.get_string("resume", "", "continue from this checkpoint (a file, or a run directory: its newest)");
   o.autoresume = f.get_bool("autoresume", "continue from the newest checkpoint in --save_dir when there is one");

@@ -25,6 +25,7 @@ struct TrainOptions {
   float adam_beta1 = 0.9f, adam_beta2 = 0.999f, adam_eps = 1e-8f, weight_decay = 0.0f;
   float clip_grad_norm = 1.0f;
   int eval_every = 100, save_every = 0, max_eval_batches = 0, keep_checkpoints = 2;
+  bool save_initial = false;
   std::string save_dir = "runs/default";
   int seed = 0;
   std::string resume;

@@ -124,10 +124,14 @@ std::unique_ptr<Llama> load_model(const std::string& where, std::string* data_di
   const std::string path = resolve_checkpoint(where);  // a run directory: its newest
   if (path.empty()) throw Error(where + ": no checkpoint (checkpoint_<step>.bin and 'latest') in this directory");
   const Checkpoint ck = load_checkpoint(path);
+  if (data_dir) *data_dir = ck.meta.value("data", "");
+  return model_from_checkpoint(ck, path, be);
+}
+
+std::unique_ptr<Llama> model_from_checkpoint(const Checkpoint& ck, const std::string& path, Backend& be) {
   const LlamaConfig config = config_from_json(ck.meta.at("config").dump(), path + " (config)");
   auto model = std::make_unique<Llama>(config, lora_options_from_json(ck.meta.at("adapters"), path), 0, be);
   load_params(model->params, ck, path);
-  if (data_dir) *data_dir = ck.meta.value("data", "");
   return model;
 }
 

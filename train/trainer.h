@@ -70,6 +70,9 @@ class Trainer {
 // directory (model/export.h). data_dir, when given, receives the run's --data.
 std::unique_ptr<Llama> load_model(const std::string& checkpoint, std::string* data_dir = nullptr,
                                   Backend& be = cpu_backend());
+// The model a loaded checkpoint holds (config, adapters' shape, every tensor).
+std::unique_ptr<Llama> model_from_checkpoint(const Checkpoint& ck, const std::string& path,
+                                             Backend& be = cpu_backend());
 
 // Overwrites every weight of `model` that `source` names (a checkpoint file,
 // a run directory or an HF safetensors directory of the same shape): W of
