@@ -2,7 +2,7 @@
 # install what they need first, so each works on a fresh Debian 12 machine.
 #
 #   make deps       build and run dependencies (apt-get; needs root)
-#   make deps-test  + what the reference tests and benchmarks need (PyTorch)
+#   make deps-test  + what the reference tests, benchmarks and plots need (PyTorch, matplotlib)
 #   make build      build/switchlora and the tests
 #   make data       the Brown corpus, tokenizer and shards in data/brown/
 #   make test       every test (ctest)
@@ -18,7 +18,7 @@ BIN    = $(BUILD)/switchlora
 NODE_DEPS = $(if $(shell command -v npm),,nodejs npm)
 DEPS      = build-essential cmake pkg-config libeigen3-dev nlohmann-json3-dev doctest-dev \
             libopenmpi-dev openmpi-bin $(NODE_DEPS)
-DEPS_TEST = python3-torch python3-numpy libopenblas0-pthread
+DEPS_TEST = python3-torch python3-numpy libopenblas0-pthread python3-matplotlib
 
 .PHONY: all deps deps-test build data test demo bench clean
 
