@@ -6,6 +6,7 @@
 #   make build      build/switchlora and the tests
 #   make data       the Brown corpus, tokenizer and shards in data/brown/
 #   make test       every test (ctest)
+#   make test-asan  the CPU suite built with AddressSanitizer + UBSan (build-asan/)
 #   make demo       pre-train the 9m model with SwitchLoRA on the Brown corpus, then sample
 #   make bench      our training step against PyTorch's on the same model
 
@@ -20,7 +21,7 @@ DEPS      = build-essential cmake pkg-config libeigen3-dev nlohmann-json3-dev do
             libopenmpi-dev openmpi-bin $(NODE_DEPS)
 DEPS_TEST = python3-torch python3-numpy libopenblas0-pthread python3-matplotlib
 
-.PHONY: all deps deps-test build data test demo bench clean
+.PHONY: all deps deps-test build data test test-asan demo bench clean
 
 all: build
 
@@ -41,15 +42,27 @@ test: deps deps-test
 	$(MAKE) data
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
+# Leaks are reported too (tools/lsan.supp lists the libraries' own, not ours);
+# the first sanitizer report fails the test that made it.
+SAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
+          LSAN_OPTIONS=suppressions=$(CURDIR)/tools/lsan.supp:print_suppressions=0 \
+          UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+test-asan: deps deps-test
+	$(MAKE) data
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Release -DSWITCHLORA_SANITIZE=ON -DSWITCHLORA_WITH_CUDA=OFF >/dev/null
+	cmake --build build-asan -j $(JOBS)
+	cd build-asan && $(SAN_ENV) ctest --output-on-failure -j $(JOBS)
+
 demo: deps
 	$(MAKE) data
 	$(BIN) train --model_config configs/llama_9m.json --data data/brown --switch_lora --lora_rank 32 \
 	  --batch_size 16 --max_length 128 --lr 2e-2 --warmup_steps 20 --num_training_steps 300 \
-	  --eval_every 100 --max_eval_batches 20 --save_dir runs/demo
+	  --eval_every 100 --max_eval_batches 20 --save_initial --save_dir runs/demo
 	$(BIN) sample --checkpoint runs/demo --prompt "The jury said" --max_new_tokens 60
 
 bench: deps deps-test build
 	bench/run_bench.sh $(BIN)
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) build-asan

@@ -61,6 +61,9 @@ void save_checkpoint(const std::string& path, const Checkpoint& ck) {
 Checkpoint load_checkpoint(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   if (!f) throw Error(path + ": cannot open checkpoint");
+  std::error_code ec;
+  const uint64_t file_bytes = std::filesystem::file_size(path, ec);
+  if (ec) throw Error(path + ": cannot open checkpoint (" + ec.message() + ")");
   char magic[8];
   uint32_t v[2];
   uint64_t lengths[2] = {0, 0};
@@ -74,7 +77,9 @@ Checkpoint load_checkpoint(const std::string& path) {
     throw Error(path + ": checkpoint version " + std::to_string(v[0]) + ", expected " + std::to_string(kVersion));
   f.read(reinterpret_cast<char*>(lengths), 16);
   const uint64_t hlen = lengths[0], expected = lengths[1];
-  if (!f || hlen > (1ull << 32)) throw Error(path + ": corrupt checkpoint header length");
+  if (!f || hlen > file_bytes - std::min<uint64_t>(file_bytes, 32))
+    throw Error(path + ": corrupt checkpoint header length (" + std::to_string(hlen) + " bytes in a file of " +
+                std::to_string(file_bytes) + ")");
   std::string h(hlen, '\0');
   f.read(h.data(), (std::streamsize)hlen);
   if (!f) throw Error(path + ": truncated checkpoint header");
@@ -86,12 +91,17 @@ Checkpoint load_checkpoint(const std::string& path) {
     throw Error(path + ": corrupt checkpoint header: " + e.what());
   }
   Checkpoint ck;
+  uint64_t left = file_bytes - 32 - hlen;  // bytes after the header: the blobs
   try {
     ck.meta = header.at("meta");
     for (const auto& b : header.at("blobs")) {
       const std::string name = b.at("name").get<std::string>();
       const uint64_t bytes = b.at("bytes").get<uint64_t>();
-      if (bytes > (1ull << 40)) throw Error(path + ": corrupt checkpoint (section \"" + name + "\" size)");
+      // Never allocate more than the file holds: a corrupt size is an error, not a bad_alloc.
+      if (bytes > left)
+        throw Error(path + ": truncated or corrupt checkpoint (section \"" + name + "\" claims " +
+                    std::to_string(bytes) + " bytes, " + std::to_string(left) + " remain)");
+      left -= bytes;
       std::vector<char>& data = ck.blobs[name];
       data.resize(bytes);
       f.read(data.data(), (std::streamsize)data.size());

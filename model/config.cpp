@@ -1,5 +1,7 @@
 #include "model/config.h"
 
+#include <cmath>
+
 #include <fstream>
 #include <sstream>
 
@@ -18,9 +20,13 @@ int get_int(const json& j, const char* field, const std::string& where) {
   if (!j.contains(field))
     throw Error(where + ": missing field \"" + field + "\"");
   const json& v = j[field];
-  if (!v.is_number() || (v.is_number_float() && v.get<double>() != (double)(int64_t)v.get<double>()))
+  if (!v.is_number() || (v.is_number_float() && v.get<double>() != std::floor(v.get<double>())))
     throw Error(where + ": field \"" + field + "\" must be an integer, got " + v.dump());
-  return v.get<int>();
+  // Range-checked before the conversion: 2^32 + 16 must not wrap to 16.
+  const double x = v.get<double>();
+  if (x < 1 || x > (1 << 30))
+    throw Error(where + ": field \"" + field + "\" = " + v.dump() + " is outside [1, 2^30]");
+  return (int)v.get<int64_t>();
 }
 
 float get_float(const json& j, const char* field, float fallback, const std::string& where) {
@@ -62,6 +68,20 @@ LlamaConfig config_from_json(const std::string& text, const std::string& where) 
     throw Error(where + ": not valid JSON: " + e.what());
   }
   if (!j.is_object()) throw Error(where + ": expected a JSON object");
+  // HF LLaMA fields this engine does not implement: refused, never ignored
+  // (a model that silently computes something else is worse than an error).
+  auto refuse = [&](const char* field, bool differs, const std::string& what) {
+    if (j.contains(field) && !j[field].is_null() && differs)
+      throw Error(where + ": field \"" + field + "\" = " + j[field].dump() + ": " + what + " is not implemented");
+  };
+  refuse("hidden_act", j.value("hidden_act", json("silu")) != "silu", "an activation other than silu");
+  refuse("tie_word_embeddings", j.value("tie_word_embeddings", json(false)) != false,
+         "tying lm_head to the embeddings");
+  refuse("num_key_value_heads", j.value("num_key_value_heads", json()) != j.value("num_attention_heads", json()),
+         "grouped-query attention (num_key_value_heads != num_attention_heads)");
+  refuse("rope_scaling", true, "RoPE scaling");
+  refuse("attention_bias", j.value("attention_bias", json(false)) != false, "biases in attention");
+  refuse("mlp_bias", j.value("mlp_bias", json(false)) != false, "biases in the MLP");
   LlamaConfig c;
   c.hidden_size = get_int(j, "hidden_size", where);
   c.intermediate_size = get_int(j, "intermediate_size", where);

@@ -341,18 +341,59 @@ nlohmann::json SwitchLora::state() const {
   return {{"layers", layers}};
 }
 
+// Every value is checked before it is used: a held index outside the pool
+// or a cursor outside [0, r) would read and write outside the pools' memory.
 void SwitchLora::set_state(const nlohmann::json& j) {
-  const nlohmann::json& layers = j.at("layers");
-  SL_CHECK(layers.size() == layers_.size(), "SwitchLoRA state has a different number of layers");
+  auto fail = [](const std::string& what) { throw Error("SwitchLoRA state: " + what); };
+  if (!j.is_object() || !j.contains("layers") || !j["layers"].is_array()) fail("no \"layers\" list");
+  const nlohmann::json& layers = j["layers"];
+  if (layers.size() != layers_.size())
+    fail(std::to_string(layers.size()) + " layers, this model has " + std::to_string(layers_.size()));
+  // Read and check everything first, then assign (all or nothing). The
+  // layers themselves stay put: the optimizer points at their masks.
+  struct Read {
+    std::vector<int> held_A, held_B, frozen_A, frozen_B;
+    int cursor_A, cursor_B;
+  };
+  std::vector<Read> next(layers_.size());
+  for (size_t i = 0; i < layers_.size(); i++) {
+    const SwitchLayer& L = layers_[i];
+    Read& R = next[i];
+    const nlohmann::json& s = layers[i];
+    const std::string where = L.lin->name + ": ";
+    const int r = L.lin->r;
+    if (!s.is_object() || s.value("name", "") != L.lin->name)
+      fail("layer " + std::to_string(i) + " is not " + L.lin->name);
+    // A list of r integers, each in [lo, hi].
+    auto ints = [&](const char* key, int lo, int hi) {
+      if (!s.contains(key) || !s[key].is_array() || s[key].size() != (size_t)r)
+        fail(where + key + " must be a list of r = " + std::to_string(r) + " integers");
+      std::vector<int> v;
+      for (const nlohmann::json& x : s[key]) {
+        if (!x.is_number_integer() || x.get<int64_t>() < lo || x.get<int64_t>() > hi)
+          fail(where + key + " holds " + x.dump() + ", outside [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+        v.push_back(x.get<int>());
+      }
+      return v;
+    };
+    auto cursor = [&](const char* key) {
+      if (!s.contains(key) || !s[key].is_number_integer() || s[key].get<int64_t>() < 0 || s[key].get<int64_t>() >= r)
+        fail(where + key + " must be an integer in [0, r = " + std::to_string(r) + ")");
+      return s[key].get<int>();
+    };
+    R.held_A = ints("held_A", 0, L.pool - 1);
+    R.held_B = ints("held_B", 0, L.pool - 1);
+    R.frozen_A = ints("frozen_A", 0, opts_.adam_warm_step);
+    R.frozen_B = ints("frozen_B", 0, opts_.adam_warm_step);
+    R.cursor_A = cursor("cursor_A");
+    R.cursor_B = cursor("cursor_B");
+  }
   for (size_t i = 0; i < layers_.size(); i++) {
     SwitchLayer& L = layers_[i];
-    const nlohmann::json& s = layers[i];
-    L.held_A = s.at("held_A").get<std::vector<int>>();
-    L.held_B = s.at("held_B").get<std::vector<int>>();
-    L.cursor_A = s.at("cursor_A").get<int>();
-    L.cursor_B = s.at("cursor_B").get<int>();
-    L.frozen_A = s.at("frozen_A").get<std::vector<int>>();
-    L.frozen_B = s.at("frozen_B").get<std::vector<int>>();
+    Read& R = next[i];
+    L.held_A = std::move(R.held_A), L.held_B = std::move(R.held_B);
+    L.frozen_A = std::move(R.frozen_A), L.frozen_B = std::move(R.frozen_B);
+    L.cursor_A = R.cursor_A, L.cursor_B = R.cursor_B;
     refresh_masks(L);
   }
   next_ = SwitchPlan();  // planned from the old state

@@ -61,7 +61,7 @@ struct SwitchLayer {
   std::vector<int> held_A, held_B;   // (r) candidate slot each A row / B column came from
   int cursor_A = 0, cursor_B = 0;    // continuous mode: next slot to switch
   std::vector<int> frozen_A, frozen_B;  // (r) optimizer steps each vector stays frozen
-  std::vector<uint8_t> mask_A, mask_B;  // (r) frozen_X > 0, read by the optimizer
+  std::vector<uint8_t> mask_A, mask_B;  // (r) frozen_X > 0, read by the optimizer through a pointer: never reallocated
   int optim_A = -1, optim_B = -1;    // indices of A and B among the optimizer's tensors
 };
 

@@ -168,6 +168,15 @@ void AdamW::set_state(int p, const std::vector<float>& m, const std::vector<floa
     throw Error(where + ": optimizer state of '" + t.name + "' has " + std::to_string(m.size()) +
                 " moments and " + std::to_string(counters.size()) + " step counters, this model needs " +
                 std::to_string(t.numel()) + " and " + std::to_string(nc));
+  // Values a run can produce: finite moments, exp_avg_sq >= 0 (a negative one
+  // would make every later step NaN), step counts >= 0.
+  for (size_t i = 0; i < m.size(); i++)
+    if (!std::isfinite(m[i]) || !std::isfinite(v[i]) || v[i] < 0)
+      throw Error(where + ": optimizer state of '" + t.name + "' entry " + std::to_string(i) + " is invalid (exp_avg " +
+                  std::to_string(m[i]) + ", exp_avg_sq " + std::to_string(v[i]) + ")");
+  for (size_t i = 0; i < nc; i++)
+    if (counters[i] < 0)
+      throw Error(where + ": optimizer step count of '" + t.name + "' is negative (" + std::to_string(counters[i]) + ")");
   be_.copy(m_.data() + state_offset_[p], m.data(), m.size() * sizeof(float));
   be_.copy(v_.data() + state_offset_[p], v.data(), v.size() * sizeof(float));
   be_.copy_and_wait(counters_.data() + counter_offset_[p], counters.data(), nc * sizeof(int64_t));

@@ -162,6 +162,27 @@ TEST_CASE("bad configs and ranks are clear errors") {
   CHECK_THROWS_WITH_AS(load_config(path), doctest::Contains(path.c_str()), Error);
   write("{not json");
   CHECK_THROWS_WITH_AS(load_config(path), doctest::Contains("not valid JSON"), Error);
+  // Integers are range-checked before conversion: 2^32 + 16 does not wrap to 16.
+  const std::string ok = R"("intermediate_size": 128, "num_attention_heads": 4, "num_hidden_layers": 2, "vocab_size": 100, "max_sequence_length": 64)";
+  write(R"({"hidden_size": 4294967312, )" + ok + "}");
+  CHECK_THROWS_WITH_AS(load_config(path), doctest::Contains("\"hidden_size\" = 4294967312 is outside [1, 2^30]"), Error);
+  write(R"({"hidden_size": 64.5, )" + ok + "}");
+  CHECK_THROWS_WITH_AS(load_config(path), doctest::Contains("must be an integer"), Error);
+  write(R"({"hidden_size": 64.0, )" + ok + "}");
+  CHECK(load_config(path).hidden_size == 64);  // HF configs write integers as floats sometimes
+  // HF fields the engine does not implement are refused, naming the field; their no-op values pass.
+  auto refused = [&](const std::string& field, const std::string& value) {
+    write(R"({"hidden_size": 64, )" + ok + ", \"" + field + "\": " + value + "}");
+    const std::string message = "\"" + field + "\" = " + value;
+    CHECK_THROWS_WITH_AS(load_config(path), doctest::Contains(message.c_str()), Error);
+  };
+  refused("num_key_value_heads", "2");
+  refused("tie_word_embeddings", "true");
+  refused("hidden_act", "\"gelu\"");
+  refused("rope_scaling", R"({"factor":2.0,"type":"linear"})");
+  refused("attention_bias", "true");
+  write(R"({"hidden_size": 64, )" + ok + R"(, "num_key_value_heads": 4, "tie_word_embeddings": false, "hidden_act": "silu", "rope_scaling": null})");
+  CHECK(load_config(path).num_attention_heads == 4);
   CHECK_THROWS_WITH_AS(load_config("/nonexistent/config.json"), doctest::Contains("/nonexistent/config.json"), Error);
   std::remove(path.c_str());
   LlamaConfig c = tiny_config();

@@ -16,6 +16,7 @@
 #include "dist/sync_check.h"
 #include "engine/error.h"
 #include "train/flags.h"
+#include "train/run_lock.h"
 #include "train/trainer.h"
 
 namespace switchlora {
@@ -31,6 +32,7 @@ const std::set<std::string> kNotIdentity = {"model_config", "vocab_size", "metho
 const std::set<std::string> kMayChangeOnResume = {"resume",           "autoresume",   "save_dir",
                                                   "save_every",       "keep_checkpoints", "save_initial",  "eval_every",
                                                   "max_eval_batches", "check_sync_every", "data",
+                                                  "error_if_nonfinite",
                                                   "warmed_up_model",  "device",       "dtype", "tf32"};
 // Every rank must agree on all but these (each rank may see the same data
 // under its own path: the files themselves are compared instead).
@@ -136,6 +138,12 @@ int cmd_train(int argc, char** argv, Communicator& host_comm) {
 
   // Resume: the checkpoint holds model, optimizer, switcher, step and data position.
   std::filesystem::create_directories(o.save_dir);
+  std::unique_ptr<RunLock> lock;  // rank 0 writes the directory, so rank 0 holds it
+  if (main_rank) {
+    lock = std::make_unique<RunLock>(o.save_dir);
+    if (const int n = remove_stale_temporaries(o.save_dir))
+      std::printf("removed %d temporary file(s) a killed run left in %s\n", n, o.save_dir.c_str());
+  }
   const std::string metrics_path = o.save_dir + "/metrics.jsonl";
   std::string resume = o.resume.empty() ? "" : resolve_checkpoint(o.resume);
   if (!o.resume.empty() && resume.empty()) throw Error("--resume " + o.resume + ": no checkpoint in that directory");
@@ -145,7 +153,10 @@ int cmd_train(int argc, char** argv, Communicator& host_comm) {
     Checkpoint ck = load_checkpoint(resume);
     check_resumable(ck.meta.value("identity", nlohmann::json::object()), run, f, resume);
     trainer.load_state(ck, resume);
-    train.set_position(ck.meta["data_position"].get<int64_t>());
+    const nlohmann::json position = ck.meta.value("data_position", nlohmann::json());
+    if (!position.is_number_integer() || position.get<int64_t>() < 0)
+      throw Error(resume + ": checkpoint data_position " + position.dump() + " is not a count of sequences");
+    train.set_position(position.get<int64_t>());
     if (main_rank) {
       truncate_metrics(metrics_path, trainer.step());
       std::printf("resumed from %s at step %d\n", resume.c_str(), trainer.step());
@@ -167,8 +178,17 @@ int cmd_train(int argc, char** argv, Communicator& host_comm) {
     ck.meta["warmed_up_model"] = o.warmed_up_model;  // inspect's baseline when there is no initial.bin
     return ck;
   };
+  // A checkpoint is only written from a finite state: after a skipped step,
+  // or with weights that overflowed, the newest finite checkpoint stays the
+  // newest (and is never rotated out by a broken one).
+  bool finite = true;  // the last step's loss and norm were finite
   auto save = [&]() {
-    if (main_rank) last_saved = save_run_checkpoint(o.save_dir, trainer.step(), checkpoint(), o.keep_checkpoints);
+    if (!main_rank) return;
+    if (finite && trainer.model.params.all_finite())
+      last_saved = save_run_checkpoint(o.save_dir, trainer.step(), checkpoint(), o.keep_checkpoints);
+    else
+      std::printf("step %d: not saving a checkpoint: the model is not finite (newest finite checkpoint: %s)\n",
+                  trainer.step(), last_saved.empty() ? "none" : last_saved.c_str());
   };
   // The model as step 0 computes it, outside the checkpoint rotation: the
   // baseline `switchlora inspect` measures the learned update against.
@@ -220,15 +240,32 @@ int cmd_train(int argc, char** argv, Communicator& host_comm) {
     nlohmann::json m = {{"step", step}, {"loss", s.loss}, {"lr", s.lr}, {"grad_norm", s.grad_norm},
                         {"tokens_per_s", tokens_per_step / dt}, {"allreduce_bytes", s.allreduce_bytes}};
     m.update(s.method);
+    finite = !s.skipped;
+    if (s.skipped) {
+      m["skipped"] = 1;
+      m["skipped_steps"] = trainer.skipped_steps();
+    }
     log(m);
     if (main_rank) {
       std::printf("step %5d/%d | loss %.4f | lr %.2e | norm %.3f | %.0f tok/s | ETA %s", step,
                   o.num_training_steps, s.loss, s.lr, s.grad_norm, tokens_per_step / dt,
                   format_duration(eta).c_str());
-      std::printf("%s", trainer.method->progress().c_str());
+      std::printf("%s", s.skipped ? "" : trainer.method->progress().c_str());
       if (comm.world() > 1) std::printf(" | allreduce %.2f MB", s.allreduce_bytes / 1e6);
+      if (s.skipped) std::printf(" | NON-FINITE: switch and update skipped (%d so far)", trainer.skipped_steps());
       std::printf("\n");
       std::fflush(stdout);
+    }
+    if (s.skipped) {
+      const std::string where = "step " + std::to_string(step) + " had a non-finite " +
+                                (std::isfinite(s.loss) ? "gradient norm" : "loss") + " (lr " + std::to_string(s.lr) +
+                                "); newest finite checkpoint: " + (last_saved.empty() ? "none" : last_saved);
+      if (o.error_if_nonfinite) throw Error(where + " (--error_if_nonfinite)");
+      // The authors' rule: give up once more than 5% of the run's steps were skipped.
+      if (trainer.skipped_steps() > 0.05 * o.num_training_steps)
+        throw Error("more than 5% of the " + std::to_string(o.num_training_steps) + " steps (" +
+                    std::to_string(trainer.skipped_steps()) + ") had a non-finite loss or gradient norm: stopping; " +
+                    where + " (is --lr too high?)");
     }
     if (comm.world() > 1 && o.check_sync_every > 0 && step % o.check_sync_every == 0)
       trainer.check_in_sync("at step " + std::to_string(step));

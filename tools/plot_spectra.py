@@ -8,7 +8,8 @@ DATA.json: {"kind": "q", "runs": [{"label": str, "lora_rank": int,
             "layers": [{"name": str, "sigma": [float, ...]}]}]}
 Each run is a line: sigma_i / sigma_1 averaged over its layers of that kind
 (the band spans the smallest and largest over those layers), on a log scale;
-a dashed line marks each LoRA rank r, where plain LoRA's spectrum must end.
+dashed and dotted lines mark each LoRA rank r and 2r: plain LoRA's spectrum
+ends by r (B_0 = 0) or 2r (SwitchLoRA's init, where B_0 A_0 != 0).
 """
 import json
 import os
@@ -44,8 +45,11 @@ def main():
         if run.get("lora_rank", 0) > 0:
             ranks.add(run["lora_rank"])
     for r in sorted(ranks):
+        # plain LoRA's dW = s (B_t A_t - B_0 A_0) has rank <= 2r (<= r when B_0 = 0)
         ax.axvline(r, color="gray", linestyle="--", linewidth=1)
         ax.text(r, 1.0, f" r = {r}", color="gray", va="top")
+        ax.axvline(2 * r, color="gray", linestyle=":", linewidth=1)
+        ax.text(2 * r, 1.0, " 2r", color="gray", va="top")
     ax.set_yscale("log")
     ax.set_xlabel("singular value index i")
     ax.set_ylabel("sigma_i / sigma_1")

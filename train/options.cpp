@@ -54,6 +54,9 @@ TrainOptions parse_train_flags(Flags& f) {
   o.adam_eps = f.get_float("adam_eps", 1e-8f, "AdamW epsilon");
   o.weight_decay = f.get_float("weight_decay", 0.0f, "AdamW decoupled weight decay");
   o.clip_grad_norm = f.get_float("clip_grad_norm", 1.0f, "global gradient-norm clip; 0 = off");
+  o.error_if_nonfinite = f.get_bool("error_if_nonfinite",
+                                    "stop at the first non-finite loss or gradient norm (default: skip that step's "
+                                    "switch and update, and stop once more than 5% of the steps were skipped)");
   o.eval_every = f.get_int("eval_every", 100, "evaluate on the validation split every N steps; 0 = only at the end");
   o.max_eval_batches = f.get_int("max_eval_batches", 0, "cap on validation micro-batches; 0 = the whole split");
   o.save_every = f.get_int("save_every", 0, "checkpoint every N steps (always at the end); 0 = only at the end");

@@ -26,6 +26,7 @@ struct TrainOptions {
   float clip_grad_norm = 1.0f;
   int eval_every = 100, save_every = 0, max_eval_batches = 0, keep_checkpoints = 2;
   bool save_initial = false;
+  bool error_if_nonfinite = false;
   std::string save_dir = "runs/default";
   int seed = 0;
   std::string resume;

@@ -53,7 +53,11 @@ void SwitchLoraMethod::load(const Checkpoint& ck, const std::string& path) {
       ck.get(pool_name(layers[li], B), values, path);
       switcher.pools().set(li, B, values, path);
     }
-  switcher.set_state(ck.meta["switchlora"]);
+  try {
+    switcher.set_state(ck.meta["switchlora"]);
+  } catch (const Error& e) {
+    throw Error(path + ": " + e.what());
+  }
 }
 
 void SwitchLoraMethod::metrics(nlohmann::json& m) const {

@@ -1,11 +1,15 @@
 #include "train/trainer.h"
 
+#include <unistd.h>
+
 #include <cmath>
+#include <cstdio>
 
 #include "dist/sync_check.h"
 #include "engine/error.h"
 #include "model/export.h"
 #include "model/lora.h"
+#include "train/plan.h"
 
 namespace switchlora {
 
@@ -16,6 +20,19 @@ namespace {
 const LlamaConfig& checked(const LlamaConfig& config, const TrainOptions& o, int world, Backend& be) {
   validate_train_options(o, world);
   be.set_precision(precision_from_flags(o.dtype, o.tf32));
+  // The run's memory as plan computes it, before anything is allocated: a
+  // config of a billion layers is an immediate error, not a crash.
+  if (be.device() == Device::kCpu) {
+    const MemoryPlan m = plan_memory(config, o, 4);
+    const double need = m.device() + m.candidates_host;
+    const double ram = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGE_SIZE);
+    if (need > ram) {
+      char msg[256];
+      std::snprintf(msg, sizeof msg, "this run needs %.1f GiB (switchlora plan), this machine has %.1f GiB",
+                    need / (1 << 30), ram / (1 << 30));
+      throw Error(std::string(msg) + ": a smaller model config, --batch_size or --max_length");
+    }
+  }
   return config;
 }
 
@@ -59,12 +76,20 @@ StepStats Trainer::train_step(const BatchFn& next_batch) {
   comm_.allreduce_mean(&mean_loss, 1);
   s.loss = mean_loss;
   s.grad_norm = clip_grad_norm(grads, n, opts.clip_grad_norm, model.be);
-  method->before_update(step_);
   s.lr = lr_at(schedule, step_);
-  method->update(step_, s.lr);
-  method->after_update(step_);
   s.method = nlohmann::json::object();
-  method->metrics(s.method);
+  // A non-finite loss or norm (the same on every rank: both are all-reduced)
+  // would poison the weights and the optimizer state: skip the step's
+  // switch and update, as the authors' loop does, and count it.
+  s.skipped = !std::isfinite(s.loss) || !std::isfinite(s.grad_norm);
+  if (s.skipped) {
+    skipped_++;
+  } else {
+    method->before_update(step_);
+    method->update(step_, s.lr);
+    method->after_update(step_);
+    method->metrics(s.method);
+  }
   step_++;
   return s;
 }
@@ -93,6 +118,7 @@ void Trainer::check_in_sync(const std::string& when) {
 
 void Trainer::save_state(Checkpoint& ck) const {
   ck.meta["step"] = step_;
+  ck.meta["skipped_steps"] = skipped_;
   ck.meta["method"] = opts.method;
   ck.meta["config"] = nlohmann::json::parse(config_to_json(model.config));
   ck.meta["adapters"] = lora_options_to_json(model.lora);
@@ -115,7 +141,16 @@ void load_params(ParamStore& ps, const Checkpoint& ck, const std::string& path) 
 void Trainer::load_state(const Checkpoint& ck, const std::string& path) {
   load_params(model.params, ck, path);
   method->load(ck, path);
-  step_ = ck.meta.at("step").get<int>();
+  const nlohmann::json step = ck.meta.value("step", nlohmann::json());
+  if (!step.is_number_integer() || step.get<int64_t>() < 0 || step.get<int64_t>() > opts.num_training_steps)
+    throw Error(path + ": checkpoint step " + step.dump() + " is outside this run's [0, --num_training_steps = " +
+                std::to_string(opts.num_training_steps) + "]");
+  step_ = step.get<int>();
+  const nlohmann::json skipped = ck.meta.value("skipped_steps", nlohmann::json(0));
+  if (!skipped.is_number_integer() || skipped.get<int64_t>() < 0 || skipped.get<int64_t>() > step_)
+    throw Error(path + ": checkpoint skipped_steps " + skipped.dump() + " is outside [0, step = " +
+                std::to_string(step_) + "]");
+  skipped_ = skipped.get<int>();
 }
 
 std::unique_ptr<Llama> load_model(const std::string& where, std::string* data_dir, Backend& be) {

@@ -24,6 +24,7 @@ namespace switchlora {
 
 struct StepStats {
   float loss = 0, lr = 0, grad_norm = 0;
+  bool skipped = false;         // non-finite loss or gradient norm: no switch, no update
   size_t allreduce_bytes = 0;   // gradient bytes this rank all-reduced (0 alone)
   nlohmann::json method;        // the method's metrics (Method::metrics)
 };
@@ -46,6 +47,9 @@ class Trainer {
   float evaluate(const BatchFn& next_batch, int batches);
 
   int step() const { return step_; }
+  // Steps whose loss or gradient norm was not finite, and so changed nothing
+  // (the authors' rule: the switch and the update are skipped); saved in checkpoints.
+  int skipped_steps() const { return skipped_; }
   // Every rank throws the same CollectiveError, naming `when`, unless all
   // ranks hold bitwise the same parameters and method state.
   void check_in_sync(const std::string& when);
@@ -61,7 +65,7 @@ class Trainer {
  private:
   Communicator& comm_;
   int accum_ = 1;
-  int step_ = 0;
+  int step_ = 0, skipped_ = 0;
   std::vector<int32_t> inputs_, targets_;
 };
 
