@@ -7,6 +7,7 @@
 #   make data       the Brown corpus, tokenizer and shards in data/brown/
 #   make test       every test (ctest)
 #   make test-asan  the CPU suite built with AddressSanitizer + UBSan (build-asan/)
+#   make fuzz       libFuzzer on the five loaders, FUZZ_SECONDS each (build-fuzz/, clang)
 #   make demo       pre-train the 9m model with SwitchLoRA on the Brown corpus, then sample
 #   make bench      our training step against PyTorch's on the same model
 
@@ -21,7 +22,7 @@ DEPS      = build-essential cmake pkg-config libeigen3-dev nlohmann-json3-dev do
             libopenmpi-dev openmpi-bin $(NODE_DEPS)
 DEPS_TEST = python3-torch python3-numpy libopenblas0-pthread python3-matplotlib
 
-.PHONY: all deps deps-test build data test test-asan demo bench clean
+.PHONY: all deps deps-test build data test test-asan fuzz demo bench clean
 
 all: build
 
@@ -54,6 +55,25 @@ test-asan: deps deps-test
 	cmake --build build-asan -j $(JOBS)
 	cd build-asan && $(SAN_ENV) ctest --output-on-failure -j $(JOBS)
 
+# Each loader for FUZZ_SECONDS, from seeds the engine makes; a crash, hang or
+# sanitizer report lands in fuzz/regressions/<target>/, which make test
+# replays (tests/test_fuzz_regressions.cpp) once it is fixed and committed.
+FUZZ_SECONDS ?= 120
+FUZZ_TARGETS  = shard config checkpoint safetensors tokenizer
+fuzz: deps
+	@tools/apt_install.sh clang
+	CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Release -DSWITCHLORA_FUZZ=ON \
+	  -DSWITCHLORA_WITH_CUDA=OFF >/dev/null
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_make_seeds $(addprefix fuzz_,$(FUZZ_TARGETS))
+	build-fuzz/fuzz_make_seeds build-fuzz/corpus
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/regressions/$$t build-fuzz/corpus/$$t; \
+	  echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
+	  build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -timeout=10 -rss_limit_mb=4096 \
+	    -print_final_stats=1 -artifact_prefix=fuzz/regressions/$$t/ build-fuzz/corpus/$$t 2>&1 \
+	    | grep -E "^(stat::number_of_executed_units|==|SUMMARY|fuzz finding)|Done [0-9]+ runs" || exit 1; \
+	done
+
 demo: deps
 	$(MAKE) data
 	$(BIN) train --model_config configs/llama_9m.json --data data/brown --switch_lora --lora_rank 32 \
@@ -65,4 +85,4 @@ bench: deps deps-test build
 	bench/run_bench.sh $(BIN)
 
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-fuzz

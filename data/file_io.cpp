@@ -41,7 +41,7 @@ void write_file_atomic(const std::string& path, const std::function<bool(FILE*)>
 }
 
 void write_file_atomic(const std::string& path, const std::string& bytes) {
-  write_file_atomic(path, [&](FILE* f) { return std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size(); });
+  write_file_atomic(path, [&](FILE* f) { return bytes.empty() || std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size(); });
 }
 
 }  // namespace switchlora

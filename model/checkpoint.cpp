@@ -53,7 +53,7 @@ void save_checkpoint(const std::string& path, const Checkpoint& ck) {
   write_file_atomic(path, [&](FILE* f) {
     bool ok = std::fwrite(kMagic, 1, 8, f) == 8 && std::fwrite(v, 4, 2, f) == 2 &&
               std::fwrite(lengths, 8, 2, f) == 2 && std::fwrite(h.data(), 1, h.size(), f) == h.size();
-    for (const auto& [name, b] : ck.blobs) ok = ok && std::fwrite(b.data(), 1, b.size(), f) == b.size();
+    for (const auto& [name, b] : ck.blobs) ok = ok && (b.empty() || std::fwrite(b.data(), 1, b.size(), f) == b.size());
     return ok;
   });
 }

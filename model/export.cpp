@@ -45,9 +45,14 @@ std::vector<int64_t> shape_of(const Param& p) {
 // A parameter's values, copied from the backend to the host.
 NamedTensor tensor_of(const ParamStore& ps, const Param& p) { return {p.name, shape_of(p), ps.get(p)}; }
 
+// The element count of a shape, or -1 when it exceeds 2^62 (so a hostile
+// shape can neither overflow nor pass a size check by wrapping around).
 int64_t numel(const std::vector<int64_t>& shape) {
   int64_t n = 1;
-  for (int64_t d : shape) n *= d;
+  for (int64_t d : shape) {
+    if (d < 0 || (d > 0 && n > (INT64_C(1) << 62) / d)) return -1;
+    n *= d;
+  }
   return n;
 }
 
@@ -120,7 +125,7 @@ std::vector<NamedTensor> load_safetensors(const std::string& path, TensorMetadat
       throw Error(where + ": data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) +
                   "] outside the " + std::to_string(data_bytes) + " data bytes");
     const int64_t count = numel(t.shape);
-    if (end - begin != (uint64_t)count * size)
+    if (count < 0 || (uint64_t)count > (end - begin) / size || end - begin != (uint64_t)count * size)
       throw Error(where + ": " + std::to_string(end - begin) + " bytes for shape " + info.at("shape").dump() +
                   " of " + dtype);
     t.data.resize(count);

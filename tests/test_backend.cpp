@@ -10,6 +10,8 @@
 // crash or silently corrupt a GPU run.
 #include <doctest/doctest.h>
 
+#include "tests/same_bits.h"
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,6 +26,7 @@
 #include "train/trainer.h"
 
 using namespace switchlora;
+using test::same_bits;
 
 namespace {
 
@@ -105,10 +108,6 @@ Outcome run_on(Backend& be, const std::string& method, bool offload) {
   second.model.forward(in.data(), nullptr, 2, 8);
   out.logits = second.model.logits_host();
   return out;
-}
-
-bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
 }  // namespace

@@ -3,6 +3,8 @@
 // on an export.
 #include <doctest/doctest.h>
 
+#include "tests/same_bits.h"
+
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -144,7 +146,7 @@ TEST_CASE("safetensors round trip keeps names, shapes, order, metadata and every
     CHECK(back[i].name == ts[i].name);
     CHECK(back[i].shape == ts[i].shape);
     REQUIRE(back[i].data.size() == ts[i].data.size());
-    CHECK(std::memcmp(back[i].data.data(), ts[i].data.data(), ts[i].data.size() * 4) == 0);
+    CHECK(test::same_bits(back[i].data, ts[i].data));
   }
   CHECK(meta == TensorMetadata{{"format", "pt"}, {"data", "some/dir"}});
   const std::string blob = read_file(dir + "/t.safetensors");

@@ -27,6 +27,8 @@
 // reset moves things by 1e-3 or more.
 #include <doctest/doctest.h>
 
+#include "tests/same_bits.h"
+
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -42,6 +44,7 @@
 #include "train/trainer.h"
 
 using namespace switchlora;
+using test::same_bits;
 
 namespace {
 
@@ -182,10 +185,6 @@ void record_relora(Trainer& tr, int t, EngineRun& r) {
                                           {"exp_avg", zeroed(opt.m(i))}, {"exp_avg_sq", zeroed(opt.v(i))}});
     }
   }
-}
-
-bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
 // The engine's side. The steps are spelled out here in Trainer::train_step's

@@ -23,4 +23,15 @@ inline std::string train_flags_error(std::vector<std::string> args) {
   return "";
 }
 
+// The options `switchlora train ARGS` would run with (throws switchlora::Error
+// as train would, unknown arguments included).
+inline TrainOptions parse_train(std::vector<std::string> args) {
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  Flags f((int)argv.size(), argv.data(), "train", "");
+  TrainOptions o = parse_train_flags(f);
+  f.finish();
+  return o;
+}
+
 }  // namespace switchlora::test

@@ -31,7 +31,7 @@ int cmd_bench(int argc, char** argv) {
   if (steps <= 0) throw Error("--steps must be > 0");
   LlamaConfig config = load_config(o.model_config);
   config.vocab_size = o.vocab_size > 0 ? o.vocab_size : 8192;
-  if (o.total_batch_size == 0) o.total_batch_size = o.batch_size;
+  resolve_total_batch_size(o, 1);
   o.num_training_steps = o.sw.num_training_steps = steps + warmup;
   SingleProcess comm;
   Backend& be = backend_for(o.device);

@@ -107,7 +107,7 @@ int cmd_train(int argc, char** argv, Communicator& host_comm) {
   Communicator& comm = gpu_comm ? *gpu_comm : host_comm;
   const bool main_rank = comm.rank() == 0;
   if (o.model_config.empty()) throw Error("--model_config is required (e.g. configs/llama_9m.json)");
-  if (o.total_batch_size == 0) o.total_batch_size = o.batch_size * comm.world();
+  resolve_total_batch_size(o, comm.world());
 
   // Model config; the vocabulary comes from the tokenizer unless overridden.
   LlamaConfig config = load_config(o.model_config);

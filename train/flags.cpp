@@ -116,6 +116,18 @@ float Flags::get_float(const std::string& name, float fallback, const std::strin
   return x;
 }
 
+namespace {
+
+// true/false, 1/0, and Python's True/False (the authors' scripts write
+// `--autoresume True`); nullopt for anything else.
+std::optional<bool> boolean_word(const std::string& v) {
+  if (v == "true" || v == "True" || v == "1") return true;
+  if (v == "false" || v == "False" || v == "0") return false;
+  return std::nullopt;
+}
+
+}  // namespace
+
 bool Flags::get_bool(const std::string& name, const std::string& help) {
   describe(name, "", help);
   const std::string key = "--" + name;
@@ -124,12 +136,16 @@ bool Flags::get_bool(const std::string& name, const std::string& help) {
     if (args_[i] == key) {
       used_[i] = true;
       value = true;
+      // `--flag True` / `--flag false`: the next argument is its value.
+      if (i + 1 < args_.size() && !used_[i + 1] && boolean_word(args_[i + 1])) {
+        used_[++i] = true;
+        value = *boolean_word(args_[i]);
+      }
     } else if (args_[i].rfind(key + "=", 0) == 0) {
       used_[i] = true;
       const std::string v = args_[i].substr(key.size() + 1);
-      if (v == "true" || v == "1") value = true;
-      else if (v == "false" || v == "0") value = false;
-      else throw Error("flag " + key + " expects true or false, got \"" + v + "\"");
+      if (!boolean_word(v)) throw Error("flag " + key + " expects true or false, got \"" + v + "\"");
+      value = *boolean_word(v);
     }
   }
   defaults_[name] = false;

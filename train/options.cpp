@@ -1,5 +1,7 @@
 #include "train/options.h"
 
+#include <algorithm>
+
 #include "engine/error.h"
 #include "train/flags.h"
 #include "train/method.h"
@@ -17,7 +19,11 @@ std::string read_method(Flags& f) {
   const std::string optimizer = f.get_string("optimizer", "adamw", "adamw | galore_adamw (= --method galore)");
   if (optimizer != "adamw" && optimizer != "galore_adamw")
     throw Error("--optimizer must be adamw or galore_adamw, got \"" + optimizer + "\"");
-  std::string spelled = switch_lora ? "switchlora" : use_lora ? (f.has("relora") ? "relora" : "lora") : "";
+  // The authors' LoRA baseline is their SwitchLoRA code without pools or switching.
+  const bool no_candidates = f.get_bool("force_disable_candidates", "no candidates, no switching: LoRA (the authors' spelling)");
+  std::string spelled = switch_lora && !no_candidates ? "switchlora"
+                        : use_lora || switch_lora   ? (f.has("relora") ? "relora" : "lora")
+                                                    : "";
   if (optimizer == "galore_adamw") {
     if (!spelled.empty())
       throw Error("--optimizer galore_adamw trains full-rank weights: it cannot be combined with --" +
@@ -41,6 +47,10 @@ TrainOptions parse_train_flags(Flags& f) {
   o.vocab_size = f.get_int("vocab_size", 0, "vocabulary size; 0 = the tokenizer's");
   o.batch_size = f.get_int("batch_size", 8, "sequences per micro-batch per rank");
   o.total_batch_size = f.get_int("total_batch_size", 0, "sequences per optimizer step (all ranks); 0 = batch_size x ranks");
+  o.gradient_accumulation = f.get_int(
+      "gradient_accumulation", 0, "micro-batches per optimizer step (the authors' spelling; sets --total_batch_size)");
+  if (o.gradient_accumulation < 0)
+    throw Error("--gradient_accumulation must be >= 1, got " + std::to_string(o.gradient_accumulation));
   o.max_length = f.get_int("max_length", 256, "sequence length T");
   o.lr = f.get_float("lr", 1e-3f, "peak learning rate");
   o.warmup_steps = f.get_int("warmup_steps", 0, "linear warm-up steps");
@@ -65,6 +75,12 @@ TrainOptions parse_train_flags(Flags& f) {
   o.save_initial = f.get_bool("save_initial", "also save the model before step 0 as SAVE_DIR/initial.bin (inspect's baseline)");
   o.seed = f.get_int("seed", 0, "seed for init, data order and switching");
   o.resume = f.get_string("resume", "", "continue from this checkpoint (a file, or a run directory: its newest)");
+  const std::string resume_from = f.get_string("resume_from", "", "= --resume (the authors' spelling)");
+  if (!resume_from.empty()) {
+    if (!o.resume.empty() && o.resume != resume_from)
+      throw Error("--resume " + o.resume + " and --resume_from " + resume_from + " disagree: give one");
+    o.resume = resume_from;
+  }
   o.autoresume = f.get_bool("autoresume", "continue from the newest checkpoint in --save_dir when there is one");
   o.warmed_up_model = f.get_string("warmed_up_model", "",
                                    "start from these weights: a full-rank checkpoint or run directory, or an HF "
@@ -73,6 +89,8 @@ TrainOptions parse_train_flags(Flags& f) {
                                  "with mpirun: abort if any rank's parameters differ, checked every N steps; 0 = only at start");
   o.device = f.get_string("device", "auto", "cpu | cuda | auto (cuda when a GPU is visible)");
   o.dtype = f.get_string("dtype", "fp32", "fp32 | bf16: GEMM inputs in bf16 on the GPU (fp32 masters, state, losses)");
+  if (o.dtype == "bfloat16") o.dtype = "bf16";  // the authors' (PyTorch's) spellings
+  if (o.dtype == "float32") o.dtype = "fp32";
   o.tf32 = f.get_bool("tf32", "with --dtype fp32 on the GPU: TF32 tensor cores for the GEMMs");
 
   o.method = read_method(f);
@@ -88,6 +106,15 @@ TrainOptions parse_train_flags(Flags& f) {
   for (const MethodInfo& m : all_methods())
     if (m.read_flags) m.read_flags(f, o, m.name == o.method);
   return o;
+}
+
+void resolve_total_batch_size(TrainOptions& o, int world) {
+  const int from_accumulation = o.batch_size * std::max(1, o.gradient_accumulation) * world;
+  if (o.gradient_accumulation > 0 && o.total_batch_size > 0 && o.total_batch_size != from_accumulation)
+    throw Error("--total_batch_size " + std::to_string(o.total_batch_size) + " disagrees with --batch_size " +
+                std::to_string(o.batch_size) + " x --gradient_accumulation " + std::to_string(o.gradient_accumulation) +
+                " x " + std::to_string(world) + " rank(s) = " + std::to_string(from_accumulation));
+  if (o.total_batch_size == 0) o.total_batch_size = from_accumulation;
 }
 
 void validate_train_options(const TrainOptions& o, int world) {

@@ -27,6 +27,7 @@ struct TrainOptions {
   int eval_every = 100, save_every = 0, max_eval_batches = 0, keep_checkpoints = 2;
   bool save_initial = false;
   bool error_if_nonfinite = false;
+  int gradient_accumulation = 0;  // 0: from --total_batch_size
   std::string save_dir = "runs/default";
   int seed = 0;
   std::string resume;
@@ -49,6 +50,9 @@ struct TrainOptions {
 std::string read_method(Flags& f);
 // Reads every training flag (shared by train and bench), the method's too.
 TrainOptions parse_train_flags(Flags& f);
+// --total_batch_size when it was not given: batch_size x --gradient_accumulation
+// (default 1) x world; throws if both are given and disagree.
+void resolve_total_batch_size(TrainOptions& o, int world);
 // Validates the flags that can be checked before building anything.
 void validate_train_options(const TrainOptions& o, int world);
 

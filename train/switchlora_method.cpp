@@ -77,7 +77,8 @@ void read_switchlora_flags(Flags& f, TrainOptions& o, bool chosen) {
   SwitchOptions& s = o.sw;
   s.switch_lora_interval = f.get_int("switch_lora_interval", 40, "base switch interval (steps per full sweep of r)");
   s.switch_lora_descent_rate = f.get_float("switch_lora_descent_rate", 0.1f, "D = rate x num_training_steps");
-  s.adam_warm_step = f.get_int("adam_warm_step", 5, "steps a switched vector's counterpart stays frozen");
+  s.adam_warm_step = f.get_int("adam_warm_step", 5, "steps a switched vector's counterpart stays frozen (0 or -1: reset, no freezing)");
+  if (s.adam_warm_step == -1) s.adam_warm_step = 0;  // the authors' "reset without freezing"
   s.switch_descend_type = f.get_string("switch_descend_type", "exponential", "exponential | Z");
   s.fix_switch_lora_interval = f.get_bool("fix_switch_lora_interval", "keep the switch interval constant");
   s.discontinuous_switch = f.get_bool("discontinuous_switch", "draw candidates at random instead of round robin");

@@ -164,6 +164,8 @@ std::unique_ptr<Llama> load_model(const std::string& where, std::string* data_di
 }
 
 std::unique_ptr<Llama> model_from_checkpoint(const Checkpoint& ck, const std::string& path, Backend& be) {
+  if (!ck.meta.is_object() || !ck.meta.contains("config") || !ck.meta.contains("adapters"))
+    throw Error(path + ": checkpoint has no model config or adapters' shape in its header (not a training checkpoint?)");
   const LlamaConfig config = config_from_json(ck.meta.at("config").dump(), path + " (config)");
   auto model = std::make_unique<Llama>(config, lora_options_from_json(ck.meta.at("adapters"), path), 0, be);
   load_params(model->params, ck, path);

@@ -1,0 +1,7 @@
+// libFuzzer target: the safetensors loader (fuzz/harness.h). make fuzz runs it.
+#include "fuzz/harness.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  switchlora::fuzz::safetensors(data, size);
+  return 0;
+}
