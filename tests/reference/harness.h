@@ -64,7 +64,7 @@ inline RefOut read_ref_out(const std::string& path) {
   size_t pos = 0;
   auto take = [&](void* dst, size_t bytes) {
     REQUIRE_MESSAGE(pos + bytes <= blob.size(), path << ": truncated at byte " << pos);
-    std::memcpy(dst, blob.data() + pos, bytes);
+    if (bytes) std::memcpy(dst, blob.data() + pos, bytes);  // an empty vector's data() may be null
     pos += bytes;
   };
   auto u32 = [&]() { uint32_t v; take(&v, 4); return v; };
