@@ -10,9 +10,7 @@ DATA.json: {"runs": [{"label": str,
                       "val": {"tokens": [...], "loss": [...]},
                       "switch": {"tokens": [...], "interval": [...], "switched": [...]} or null}]}
 """
-import json
-import os
-import sys
+from plot_common import save, start
 
 
 def smooth(y, n):
@@ -27,17 +25,8 @@ def smooth(y, n):
 
 
 def main():
-    if len(sys.argv) != 3:
-        sys.exit("usage: plot_runs.py DATA.json OUT.png")
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as e:
-        sys.exit(f"plot_runs.py: {e}: install python3-matplotlib (make deps-test)")
-    with open(sys.argv[1]) as f:
-        runs = json.load(f)["runs"]
-    out = sys.argv[2]
+    data, out, plt = start("plot_runs.py")
+    runs = data["runs"]
     switching = [r for r in runs if r.get("switch")]
     panels = 2 if switching else 1
     fig, axes = plt.subplots(panels, 1, figsize=(8, 4 + 2.5 * (panels - 1)), dpi=120, sharex=True,
@@ -70,9 +59,7 @@ def main():
         ax2.legend(fontsize=7, loc="upper left")
     axes[-1][0].set_xlabel("tokens")
     fig.tight_layout()
-    tmp = out + ".tmp"
-    fig.savefig(tmp, format="png")
-    os.replace(tmp, out)
+    save(fig, out)
 
 
 if __name__ == "__main__":

@@ -11,24 +11,12 @@ Each run is a line: sigma_i / sigma_1 averaged over its layers of that kind
 dashed and dotted lines mark each LoRA rank r and 2r: plain LoRA's spectrum
 ends by r (B_0 = 0) or 2r (SwitchLoRA's init, where B_0 A_0 != 0).
 """
-import json
-import os
-import sys
+from plot_common import save, start
 
 
 def main():
-    if len(sys.argv) != 3:
-        sys.exit("usage: plot_spectra.py DATA.json OUT.png")
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        import numpy as np
-    except ImportError as e:
-        sys.exit(f"plot_spectra.py: {e}: install python3-matplotlib (make deps-test)")
-    with open(sys.argv[1]) as f:
-        data = json.load(f)
-    out = sys.argv[2]
+    data, out, plt = start("plot_spectra.py")
+    import numpy as np
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     ranks = set()
@@ -57,9 +45,7 @@ def main():
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = out + ".tmp"
-    fig.savefig(tmp, format="png")
-    os.replace(tmp, out)
+    save(fig, out)
 
 
 if __name__ == "__main__":
