@@ -118,15 +118,19 @@ SwitchLora::SwitchLora(Llama& model, const SwitchOptions& opts)
   be_.synchronize();
 }
 
+// With thaw_restarts_bias_correction the optimizer reads the frozen masks
+// and skips those vectors; otherwise (the authors' rule) it updates them with
+// their zeroed gradients, counting the steps.
 void SwitchLora::attach(std::vector<AdamTensor>& params) {
+  const bool skip = opts_.thaw_restarts_bias_correction;
   for (SwitchLayer& L : layers_) {
     for (int i = 0; i < (int)params.size(); i++) {
       if (params[i].name == L.lin->A->name) {
-        params[i].frozen = L.mask_A.data();
+        params[i].frozen = skip ? L.mask_A.data() : nullptr;
         L.optim_A = i;
       }
       if (params[i].name == L.lin->B->name) {
-        params[i].frozen = L.mask_B.data();
+        params[i].frozen = skip ? L.mask_B.data() : nullptr;
         L.optim_B = i;
       }
     }
@@ -181,7 +185,7 @@ void SwitchLora::switch_A_rows(SwitchLayer& L, const SwitchPlan& p, size_t first
     const SwitchMove& m = p.moves[first + j];
     L.held_A[m.slot] = m.cand;
     L.frozen_B[m.slot] = opts_.adam_warm_step;
-    opt.reset_vectors(L.optim_B, m.slot, m.slot + 1, !opts_.remain_switch_state, !opts_.remain_switch_step_state);
+    opt.reset_vectors(L.optim_B, m.slot, m.slot + 1, !opts_.remain_switch_state, reset_counter());
   }
 }
 
@@ -207,7 +211,7 @@ void SwitchLora::switch_B_columns(SwitchLayer& L, const SwitchPlan& p, size_t fi
     be_.copy_2d(l.B->data + m.slot, r * f, C + (size_t)j * out, f, f, out);
     L.held_B[m.slot] = m.cand;
     L.frozen_A[m.slot] = opts_.adam_warm_step;
-    opt.reset_vectors(L.optim_A, m.slot, m.slot + 1, !opts_.remain_switch_state, !opts_.remain_switch_step_state);
+    opt.reset_vectors(L.optim_A, m.slot, m.slot + 1, !opts_.remain_switch_state, reset_counter());
   }
 }
 

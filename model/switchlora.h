@@ -8,7 +8,7 @@
 //
 // Either switch leaves W + s B A, and so the model's output, unchanged. The
 // counterpart vector (B's column i, resp. A's row j) is frozen for
-// adam_warm_step optimizer steps and its Adam state is reset.
+// adam_warm_step optimizer steps (its gradient zeroed) and its Adam state is reset.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -29,8 +29,13 @@ struct SwitchOptions {
   std::string switch_descend_type = "exponential";  // exponential | Z
   bool fix_switch_lora_interval = false;
   bool discontinuous_switch = false;
-  bool remain_switch_state = false;       // keep the counterpart's moments
-  bool remain_switch_step_state = false;  // keep the counterpart's step counter
+  bool remain_switch_state = false;       // keep the counterpart's moments and step counter (the authors')
+  bool remain_switch_step_state = false;  // keep only its step counter
+  // The authors' optimizer keeps counting a frozen vector's steps (its
+  // gradient is zeroed, its reset moments stay 0, so it does not move) and
+  // thaws at bias correction k = adam_warm_step + 1. true: the optimizer
+  // skips frozen vectors entirely, so the bias correction restarts at k = 1.
+  bool thaw_restarts_bias_correction = false;
   int num_training_steps = 1;
   uint64_t seed = 0;
   // The pools in the backend's host memory (pinned on the GPU: the paper's
@@ -72,8 +77,9 @@ class SwitchLora {
   // W = W0 - s B A, so the model still computes W0.
   SwitchLora(Llama& model, const SwitchOptions& opts);
 
-  // Points the optimizer's A/B entries at the frozen masks; call once with
-  // the AdamTensors before building the AdamW.
+  // Finds A and B among the optimizer's tensors and, with
+  // thaw_restarts_bias_correction, points them at the frozen masks; call once
+  // with the AdamTensors before building the AdamW.
   void attach(std::vector<AdamTensor>& tensors);
 
   // switch_rate and switch_interval of this run's options.
@@ -96,7 +102,8 @@ class SwitchLora {
   // back to the pools on the side queue. Returns the number of vectors
   // switched (A rows + B columns, all layers).
   int switch_step(int t, AdamW& opt);
-  // Zero the gradients of frozen vectors (the optimizer also skips them).
+  // Zero the gradients of frozen vectors (and with thaw_restarts_bias_correction
+  // the optimizer skips them too).
   void zero_frozen_grads();
   // One optimizer step has passed: frozen counts go down by one.
   void end_step();
@@ -119,6 +126,10 @@ class SwitchLora {
   int draw_candidate(const SwitchLayer& L, const std::vector<int>& held, int slot,
                      uint64_t key) const;
   void refresh_masks(SwitchLayer& L);
+  // Whether a switch resets its counterpart's step counter: not with
+  // --remain_switch_state (it keeps everything, as the authors'), nor with
+  // --remain_switch_step_state.
+  bool reset_counter() const { return !opts_.remain_switch_state && !opts_.remain_switch_step_state; }
 
   SwitchOptions opts_;
   Backend& be_;

@@ -13,7 +13,8 @@ namespace switchlora {
 
 namespace {
 
-const char* const kSchedulers[] = {"constant", "linear", "cosine", "cosine_with_min_lr", "cosine_restarts"};
+const char* const kSchedulers[] = {"constant",         "linear",          "cosine",
+                                   "cosine_with_min_lr", "cosine_to_min_lr", "cosine_restarts"};
 
 // ReLoRA's jagged cosine (optim/schedule.h), as its repo's
 // _get_cosine_schedule_with_multiple_warmups_lambda computes it.
@@ -36,7 +37,7 @@ void validate_schedule(const LrSchedule& s) {
   for (const char* name : kSchedulers) known = known || s.scheduler == name;
   if (!known)
     throw Error("--scheduler: unknown schedule '" + s.scheduler +
-                "' (expected constant, linear, cosine, cosine_with_min_lr or cosine_restarts)");
+                "' (expected constant, linear, cosine, cosine_with_min_lr, cosine_to_min_lr or cosine_restarts)");
   const std::string where = "--scheduler " + s.scheduler + ": ";
   if (s.num_training_steps <= 0)
     throw Error(where + "--num_training_steps = " + std::to_string(s.num_training_steps) +
@@ -76,8 +77,8 @@ float lr_at(const LrSchedule& s, int step) {
   double factor = 1.0;
   if (s.scheduler == "linear") factor = 1.0 - progress;
   else if (s.scheduler == "cosine") factor = cosine;
-  else if (s.scheduler == "cosine_with_min_lr")
-    factor = s.min_lr_ratio + (1.0 - s.min_lr_ratio) * cosine;
+  else if (s.scheduler == "cosine_with_min_lr") factor = std::max((double)s.min_lr_ratio, cosine);
+  else if (s.scheduler == "cosine_to_min_lr") factor = s.min_lr_ratio + (1.0 - s.min_lr_ratio) * cosine;
   else if (s.scheduler != "constant")
     validate_schedule(s);  // throws: only an unknown name gets here
   if (step < s.warmup_steps) factor = (double)step / s.warmup_steps;

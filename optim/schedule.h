@@ -3,7 +3,10 @@
 //   constant:            lr
 //   linear:              lr * (1 - progress)
 //   cosine:              lr * 0.5 (1 + cos(pi progress))
-//   cosine_with_min_lr:  lr * (m + (1 - m) 0.5 (1 + cos(pi progress))),  m = min_lr_ratio
+//   cosine_with_min_lr:  lr * max(m, 0.5 (1 + cos(pi progress))),  m = min_lr_ratio
+//                        (the SwitchLoRA authors' code: the cosine, cut off at its floor)
+//   cosine_to_min_lr:    lr * (m + (1 - m) 0.5 (1 + cos(pi progress)))  (GaLore's and
+//                        ReLoRA's cosine: the same curve squeezed onto [m, 1])
 // progress = (step - warmup) / (num_training_steps - warmup), clamped to [0, 1].
 //
 // cosine_restarts (ReLoRA's jagged schedule, DESIGN §6): W0 = warmup_steps,
@@ -18,7 +21,7 @@
 namespace switchlora {
 
 struct LrSchedule {
-  std::string scheduler = "cosine";   // constant | linear | cosine | cosine_with_min_lr | cosine_restarts
+  std::string scheduler = "cosine";   // constant | linear | cosine | cosine_with_min_lr | cosine_to_min_lr | cosine_restarts
   float lr = 1e-3f;
   int warmup_steps = 0;
   int num_training_steps = 1;

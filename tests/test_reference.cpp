@@ -65,7 +65,9 @@ LlamaConfig tiny_config() {
   return c;
 }
 
-enum class Kind { kFull, kLora, kSwitch, kSwitchDiscontinuous, kReLora, kGalore, kGaloreFull };
+enum class Kind { kFull, kLora, kSwitch, kSwitchDiscontinuous, kSwitchThaw, kReLora, kGalore, kGaloreFull };
+
+bool is_switch(Kind m) { return m == Kind::kSwitch || m == Kind::kSwitchDiscontinuous || m == Kind::kSwitchThaw; }
 
 bool is_relora(Kind m) { return m == Kind::kReLora; }
 bool is_galore(Kind m) { return m == Kind::kGalore || m == Kind::kGaloreFull; }
@@ -82,7 +84,7 @@ TrainOptions options(Kind m) {
   o.clip_grad_norm = 1.0f;
   o.seed = 7;
   o.lora = {m != Kind::kFull && !is_galore(m), kRank, kAlpha, "switchlora"};
-  o.method = m == Kind::kSwitch || m == Kind::kSwitchDiscontinuous ? "switchlora"
+  o.method = is_switch(m)                                          ? "switchlora"
              : is_relora(m)                                       ? "relora"
              : is_galore(m)                                       ? "galore"
              : m == Kind::kFull                                   ? "full"
@@ -109,6 +111,13 @@ TrainOptions options(Kind m) {
   o.sw.fix_switch_lora_interval = true;
   o.sw.adam_warm_step = kWarm;
   o.sw.discontinuous_switch = m == Kind::kSwitchDiscontinuous;
+  // Discontinuous draws run with the skipping rule: under the authors' rule
+  // that trajectory is ill-conditioned at 1e-4 (measured: the reference
+  // itself in float32 against float64 ends 1.1e-3 apart on layer 0's
+  // gate_proj.lora_B, exactly as far as the engine does), while the
+  // continuous run checks the authors' rule (2e-6) and kSwitchThaw the
+  // skipping one on the same switches.
+  o.sw.thaw_restarts_bias_correction = m == Kind::kSwitchThaw || m == Kind::kSwitchDiscontinuous;
   o.sw.num_training_steps = kSteps;
   o.sw.seed = 7;
   return o;
@@ -285,6 +294,7 @@ void compare_with_reference(Kind m, const std::string& what) {
     write_file_atomic(dir + "/plan.json", e.plan.dump());
     args.insert(args.end(), {"--switch_plan", dir + "/plan.json"});
   }
+  if (options(m).sw.thaw_restarts_bias_correction) args.push_back("--thaw_restarts_bias_correction");
   if (is_relora(m)) {
     write_file_atomic(dir + "/relora.json", e.relora_plan.dump());
     args.insert(args.end(), {"--relora_plan", dir + "/relora.json"});
@@ -341,14 +351,14 @@ void compare_with_reference(Kind m, const std::string& what) {
     // SwitchLoRA's frozen W moves only through switches: it must have moved
     // far more than the tolerance, so the comparison above can fail.
     // So must GaLore's W, which moves only through its projected updates.
-    const bool switched_w = (m == Kind::kSwitch || m == Kind::kSwitchDiscontinuous || is_relora(m) || is_galore(m)) &&
+    const bool switched_w = (is_switch(m) || is_relora(m) || is_galore(m)) &&
                             p.name.ends_with("_proj.weight");
     if (switched_w) {
       const double moved = test::rel_err(p.data, e.initial[i].data);
       CHECK_MESSAGE(moved > 100 * kTol, what << ": " << p.name << " moved only " << moved);
     }
   }
-  if (m == Kind::kSwitch || m == Kind::kSwitchDiscontinuous)
+  if (is_switch(m))
     CHECK_MESSAGE(e.switched >= 2 * kSteps, what << ": only " << e.switched << " switches in " << kSteps << " steps");
   if (is_relora(m)) CHECK_MESSAGE(e.merged == 2, what << ": " << e.merged << " merges in " << kSteps << " steps");
   if (is_galore(m)) CHECK_MESSAGE(e.refreshed == 2, what << ": " << e.refreshed << " refreshes in " << kSteps << " steps");
@@ -374,6 +384,10 @@ TEST_CASE("SwitchLoRA: 10 steps with switches, freezing and Adam resets match th
 
 TEST_CASE("SwitchLoRA, discontinuous draws: 10 steps match the reference") {
   compare_with_reference(Kind::kSwitchDiscontinuous, "switchlora_discontinuous");
+}
+
+TEST_CASE("SwitchLoRA, --thaw_restarts_bias_correction (frozen vectors skipped): 10 steps match the reference") {
+  compare_with_reference(Kind::kSwitchThaw, "switchlora_thaw_restarts");
 }
 
 TEST_CASE("ReLoRA: 10 steps with two merges and restarts match the reference") {

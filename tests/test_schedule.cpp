@@ -3,6 +3,7 @@
 // step / warmup and, after it, a decay lambda of progress.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -21,7 +22,8 @@ double expected_factor(const LrSchedule& s, int step) {
   double cosine = 0.5 * (1.0 + std::cos(M_PI * progress));
   if (s.scheduler == "linear") return 1.0 - progress;
   if (s.scheduler == "cosine") return cosine;
-  if (s.scheduler == "cosine_with_min_lr") return (double)s.min_lr_ratio + (1.0 - s.min_lr_ratio) * cosine;
+  if (s.scheduler == "cosine_with_min_lr") return std::max((double)s.min_lr_ratio, cosine);  // the authors'
+  if (s.scheduler == "cosine_to_min_lr") return (double)s.min_lr_ratio + (1.0 - s.min_lr_ratio) * cosine;
   return 1.0;
 }
 
@@ -46,7 +48,7 @@ std::string error_of(const LrSchedule& s) {
 
 TEST_CASE("every schedule follows its formula at warm-up start, mid warm-up, warm-up end, middle and end") {
   Rng rng{2024, 100, 0};
-  for (const char* name : {"constant", "linear", "cosine", "cosine_with_min_lr"}) {
+  for (const char* name : {"constant", "linear", "cosine", "cosine_with_min_lr", "cosine_to_min_lr"}) {
     LrSchedule s;
     s.scheduler = name;
     s.lr = 1e-3f * (1.0f + rng.uniform());
@@ -67,28 +69,46 @@ TEST_CASE("every schedule follows its formula at warm-up start, mid warm-up, war
     }
     // The closed forms at the middle (progress 1/2) and the end (progress 1).
     const double m = s.min_lr_ratio;
-    const double at_mid = s.scheduler == "linear" || s.scheduler == "cosine" ? 0.5
-                          : s.scheduler == "cosine_with_min_lr"            ? m + (1 - m) * 0.5
-                                                                           : 1.0;
-    const double at_end = s.scheduler == "constant" ? 1.0 : s.scheduler == "cosine_with_min_lr" ? m : 0.0;
+    const std::string k = s.scheduler;
+    const double at_mid = k == "linear" || k == "cosine" || k == "cosine_with_min_lr" ? 0.5  // m < 0.5 here
+                          : k == "cosine_to_min_lr"                                  ? m + (1 - m) * 0.5
+                                                                                     : 1.0;
+    const double at_end = k == "constant" ? 1.0 : k == "cosine_with_min_lr" || k == "cosine_to_min_lr" ? m : 0.0;
     check_lr(s, mid, lr * at_mid);
     check_lr(s, n, lr * at_end);
     check_lr(s, n + 1000, lr * at_end);   // past the end the schedule stays put
   }
 }
 
-TEST_CASE("cosine_with_min_lr ends at min_lr_ratio * lr and never goes below it") {
+TEST_CASE("cosine_with_min_lr is the authors' max(m, cosine): the cosine itself until it reaches the floor") {
   LrSchedule s;
   s.scheduler = "cosine_with_min_lr";
-  s.lr = 2e-3f;
-  s.warmup_steps = 7;
-  s.num_training_steps = 301;
+  s.lr = 1e-3f;
+  s.num_training_steps = 1000;
   s.min_lr_ratio = 0.1f;
-  check_lr(s, s.num_training_steps, (double)s.min_lr_ratio * s.lr);
-  float floor = (float)((double)s.min_lr_ratio * s.lr);
-  for (int step = s.warmup_steps; step <= s.num_training_steps; step++) {
-    INFO("step " << step << ": lr " << lr_at(s, step) << " below floor " << floor);
-    CHECK(lr_at(s, step) >= floor * (1 - 1e-6f));   // one float rounding of slack
+  // Progress 0.25: cosine = 0.854 (above m: unchanged, unlike cosine_to_min_lr's 0.868);
+  // progress 0.9: cosine = 0.0245 (below m: held at m).
+  check_lr(s, 250, s.lr * 0.5 * (1 + std::cos(M_PI * 0.25)));
+  check_lr(s, 900, s.lr * 0.1);
+  s.scheduler = "cosine_to_min_lr";
+  check_lr(s, 250, s.lr * (0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI * 0.25))));
+  check_lr(s, 900, s.lr * (0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI * 0.9))));
+}
+
+TEST_CASE("cosine_with_min_lr and cosine_to_min_lr end at min_lr_ratio * lr and never go below it") {
+  for (const char* name : {"cosine_with_min_lr", "cosine_to_min_lr"}) {
+    LrSchedule s;
+    s.scheduler = name;
+    s.lr = 2e-3f;
+    s.warmup_steps = 7;
+    s.num_training_steps = 301;
+    s.min_lr_ratio = 0.1f;
+    check_lr(s, s.num_training_steps, (double)s.min_lr_ratio * s.lr);
+    float floor = (float)((double)s.min_lr_ratio * s.lr);
+    for (int step = s.warmup_steps; step <= s.num_training_steps; step++) {
+      INFO("step " << step << ": lr " << lr_at(s, step) << " below floor " << floor);
+      CHECK(lr_at(s, step) >= floor * (1 - 1e-6f));   // one float rounding of slack
+    }
   }
 }
 

@@ -123,71 +123,82 @@ TEST_CASE("a discontinuous switch to the slot's own candidate keeps the output")
 }
 
 TEST_CASE("switching A's row freezes B's column: zero update, reset state; A keeps its own") {
-  SwitchOptions so;
-  so.switch_lora_interval = 4;  // r = 4: exactly one A row and one B column per step
-  so.fix_switch_lora_interval = true;
-  so.adam_warm_step = 2;
-  so.num_training_steps = 100;
-  Rig rig(so);
-  for (int t = 0; t < 3; t++) rig.step(t, false);  // build up Adam state everywhere
-  SwitchLayer& L = rig.sw->layers()[0];
-  const Linear& l = *L.lin;
-  const int r = l.r;
-  // Step 3: A's cursor is at slot 0, B's at slot r/2 = 2.
-  rig.backward();
-  CHECK(rig.sw->switch_step(3, *rig.opt) == 14 * 2);
-  const std::vector<float> mA_all = rig.opt->m(L.optim_A), mB = rig.opt->m(L.optim_B), vB = rig.opt->v(L.optim_B);
-  // B's column 0 (the counterpart of A's row 0): moments and counter zeroed.
-  CHECK(rig.opt->counter(L.optim_B, 0) == 0);
-  for (int o = 0; o < l.out; o++) {
-    CHECK(mB[(size_t)o * r + 0] == 0.0f);
-    CHECK(vB[(size_t)o * r + 0] == 0.0f);
-  }
-  // A's row 0 (the switched vector) keeps its state: counter 3, moments non-zero.
-  CHECK(rig.opt->counter(L.optim_A, 0) == 3);
-  double mA = 0;
-  for (int j = 0; j < l.in; j++) mA += std::abs(mA_all[j]);
-  CHECK(mA > 0);
-  // Mirror: B's column 2 switched, so A's row 2 was reset and B's column 2 kept.
-  CHECK(rig.opt->counter(L.optim_A, 2) == 0);
-  CHECK(rig.opt->counter(L.optim_B, 2) == 3);
+  for (const bool skip : {false, true}) {
+    INFO((skip ? "--thaw_restarts_bias_correction: frozen vectors skipped" : "the authors' rule: frozen steps counted"));
+    SwitchOptions so;
+    so.switch_lora_interval = 4;  // r = 4: exactly one A row and one B column per step
+    so.fix_switch_lora_interval = true;
+    so.adam_warm_step = 2;
+    so.num_training_steps = 100;
+    so.thaw_restarts_bias_correction = skip;
+    Rig rig(so);
+    for (int t = 0; t < 3; t++) rig.step(t, false);  // build up Adam state everywhere
+    SwitchLayer& L = rig.sw->layers()[0];
+    const Linear& l = *L.lin;
+    const int r = l.r;
+    // Step 3: A's cursor is at slot 0, B's at slot r/2 = 2.
+    rig.backward();
+    CHECK(rig.sw->switch_step(3, *rig.opt) == 14 * 2);
+    const std::vector<float> mA_all = rig.opt->m(L.optim_A), mB = rig.opt->m(L.optim_B), vB = rig.opt->v(L.optim_B);
+    // B's column 0 (the counterpart of A's row 0): moments and counter zeroed.
+    CHECK(rig.opt->counter(L.optim_B, 0) == 0);
+    for (int o = 0; o < l.out; o++) {
+      CHECK(mB[(size_t)o * r + 0] == 0.0f);
+      CHECK(vB[(size_t)o * r + 0] == 0.0f);
+    }
+    // A's row 0 (the switched vector) keeps its state: counter 3, moments non-zero.
+    CHECK(rig.opt->counter(L.optim_A, 0) == 3);
+    double mA = 0;
+    for (int j = 0; j < l.in; j++) mA += std::abs(mA_all[j]);
+    CHECK(mA > 0);
+    // Mirror: B's column 2 switched, so A's row 2 was reset and B's column 2 kept.
+    CHECK(rig.opt->counter(L.optim_A, 2) == 0);
+    CHECK(rig.opt->counter(L.optim_B, 2) == 3);
 
-  std::vector<float> colB0(l.out), rowA2(l.in);
-  for (int o = 0; o < l.out; o++) colB0[o] = l.B->data[(size_t)o * r];
-  std::copy_n(l.A->data + 2 * l.in, l.in, rowA2.begin());
-  rig.sw->zero_frozen_grads();
-  rig.opt->step(1e-2f);
-  rig.sw->end_step();
-  // Step 4: still frozen (adam_warm_step = 2 optimizer steps in all).
-  rig.step(4);
-  for (int o = 0; o < l.out; o++) CHECK(l.B->data[(size_t)o * r] == colB0[o]);
-  for (int j = 0; j < l.in; j++) CHECK(l.A->data[2 * l.in + j] == rowA2[j]);
-  CHECK(rig.opt->counter(L.optim_B, 0) == 0);
-  CHECK(rig.opt->counter(L.optim_A, 2) == 0);
-  CHECK(rig.opt->counter(L.optim_A, 0) == 5);
-  // Step 5: thawed; the first update restarts bias correction at k = 1.
-  rig.step(5);
-  CHECK(rig.opt->counter(L.optim_B, 0) == 1);
-  CHECK(rig.opt->counter(L.optim_A, 2) == 1);
-  bool moved = false;
-  for (int o = 0; o < l.out; o++) moved |= l.B->data[(size_t)o * r] != colB0[o];
-  CHECK(moved);
+    std::vector<float> colB0(l.out), rowA2(l.in);
+    for (int o = 0; o < l.out; o++) colB0[o] = l.B->data[(size_t)o * r];
+    std::copy_n(l.A->data + 2 * l.in, l.in, rowA2.begin());
+    rig.sw->zero_frozen_grads();
+    rig.opt->step(1e-2f);
+    rig.sw->end_step();
+    // Step 4: still frozen (adam_warm_step = 2 optimizer steps in all). Either
+    // way the frozen vectors do not move (zero gradient, zeroed moments); the
+    // authors' optimizer counts the steps, the skipping one does not.
+    rig.step(4);
+    for (int o = 0; o < l.out; o++) CHECK(l.B->data[(size_t)o * r] == colB0[o]);
+    for (int j = 0; j < l.in; j++) CHECK(l.A->data[2 * l.in + j] == rowA2[j]);
+    const int frozen_steps = skip ? 0 : 2;
+    CHECK(rig.opt->counter(L.optim_B, 0) == frozen_steps);
+    CHECK(rig.opt->counter(L.optim_A, 2) == frozen_steps);
+    CHECK(rig.opt->counter(L.optim_A, 0) == 5);
+    // Step 5: thawed; the first update's bias correction is k = 1 (skipped) or
+    // k = adam_warm_step + 1 = 3 (the authors').
+    rig.step(5);
+    CHECK(rig.opt->counter(L.optim_B, 0) == frozen_steps + 1);
+    CHECK(rig.opt->counter(L.optim_A, 2) == frozen_steps + 1);
+    bool moved = false;
+    for (int o = 0; o < l.out; o++) moved |= l.B->data[(size_t)o * r] != colB0[o];
+    CHECK(moved);
+  }
 }
 
-TEST_CASE("--remain_switch_state and --remain_switch_step_state keep the counterpart's state") {
-  SwitchOptions so;
-  so.switch_lora_interval = 4;
-  so.fix_switch_lora_interval = true;
-  so.adam_warm_step = 2;
-  so.remain_switch_state = true;
-  so.remain_switch_step_state = true;
-  Rig rig(so);
-  for (int t = 0; t < 3; t++) rig.step(t, false);
-  SwitchLayer& L = rig.sw->layers()[0];
-  rig.backward();
-  rig.sw->switch_step(3, *rig.opt);
-  CHECK(rig.opt->counter(L.optim_B, 0) == 3);
-  CHECK(rig.opt->m(L.optim_B)[0] != 0.0f);
+TEST_CASE("--remain_switch_state keeps the counterpart's moments and counter; --remain_switch_step_state the counter") {
+  for (const int mode : {0, 1}) {
+    SwitchOptions so;
+    so.switch_lora_interval = 4;
+    so.fix_switch_lora_interval = true;
+    so.adam_warm_step = 2;
+    so.remain_switch_state = mode == 0;  // the authors': everything kept
+    so.remain_switch_step_state = mode == 1;
+    Rig rig(so);
+    for (int t = 0; t < 3; t++) rig.step(t, false);
+    SwitchLayer& L = rig.sw->layers()[0];
+    rig.backward();
+    rig.sw->switch_step(3, *rig.opt);
+    CAPTURE(mode);
+    CHECK(rig.opt->counter(L.optim_B, 0) == 3);
+    CHECK((rig.opt->m(L.optim_B)[0] != 0.0f) == (mode == 0));
+  }
 }
 
 TEST_CASE("the number switched follows the schedule, identically for the same seed") {

@@ -54,8 +54,10 @@ TrainOptions parse_train_flags(Flags& f) {
   o.max_length = f.get_int("max_length", 256, "sequence length T");
   o.lr = f.get_float("lr", 1e-3f, "peak learning rate");
   o.warmup_steps = f.get_int("warmup_steps", 0, "linear warm-up steps");
-  o.scheduler = f.get_string("scheduler", "cosine", "constant | linear | cosine | cosine_with_min_lr | cosine_restarts");
-  o.min_lr_ratio = f.get_float("min_lr_ratio", 0.1f, "floor of cosine_with_min_lr and cosine_restarts, as a fraction of --lr");
+  o.scheduler = f.get_string("scheduler", "cosine",
+                             "constant | linear | cosine | cosine_with_min_lr (max(m, cosine), the authors') | "
+                             "cosine_to_min_lr (m + (1-m) cosine) | cosine_restarts");
+  o.min_lr_ratio = f.get_float("min_lr_ratio", 0.1f, "m: floor of cosine_with_min_lr, cosine_to_min_lr and cosine_restarts, as a fraction of --lr");
   o.cycle_length = f.get_int("cycle_length", 0, "cosine_restarts: steps between restarts (ReLoRA: = --relora)");
   o.restart_warmup_steps = f.get_int("restart_warmup_steps", 0, "cosine_restarts: linear re-warm-up steps after each restart");
   o.num_training_steps = f.get_int("num_training_steps", 1000, "optimizer steps");

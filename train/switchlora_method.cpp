@@ -82,8 +82,12 @@ void read_switchlora_flags(Flags& f, TrainOptions& o, bool chosen) {
   s.switch_descend_type = f.get_string("switch_descend_type", "exponential", "exponential | Z");
   s.fix_switch_lora_interval = f.get_bool("fix_switch_lora_interval", "keep the switch interval constant");
   s.discontinuous_switch = f.get_bool("discontinuous_switch", "draw candidates at random instead of round robin");
-  s.remain_switch_state = f.get_bool("remain_switch_state", "keep the counterpart's Adam moments on a switch");
-  s.remain_switch_step_state = f.get_bool("remain_switch_step_state", "keep the counterpart's Adam step counter");
+  s.remain_switch_state = f.get_bool("remain_switch_state", "keep the counterpart's Adam moments and step counter on a switch");
+  s.remain_switch_step_state = f.get_bool("remain_switch_step_state", "keep only the counterpart's Adam step counter");
+  s.thaw_restarts_bias_correction = f.get_bool(
+      "thaw_restarts_bias_correction",
+      "the optimizer skips frozen vectors, so a thawed one restarts its bias correction at k = 1 (default, as the "
+      "authors': their steps are counted, zero-gradient updates, so it thaws at k = adam_warm_step + 1)");
   s.offload_candidates = !f.get_bool("no_offload_candidates",
                                      "on the GPU: keep the candidate pools in device memory, not pinned host memory");
   s.num_training_steps = o.num_training_steps;
@@ -91,7 +95,7 @@ void read_switchlora_flags(Flags& f, TrainOptions& o, bool chosen) {
   if (!chosen) {
     f.refuse({"switch_lora_interval", "switch_lora_descent_rate", "adam_warm_step", "switch_descend_type",
               "fix_switch_lora_interval", "discontinuous_switch", "remain_switch_state", "remain_switch_step_state",
-              "no_offload_candidates"},
+              "thaw_restarts_bias_correction", "no_offload_candidates"},
              "needs --switch_lora");
     return;
   }

@@ -244,8 +244,11 @@ def clip_grad_norm(grads, max_norm):
 class RefAdamW:
     """AdamW (PyTorch's update order) with the SwitchLoRA step counters (DESIGN §5):
     one counter per tensor, except one per ROW of a lora_A and one per COLUMN of
-    a lora_B. A vector whose freeze countdown is > 0 is skipped entirely in step():
-    no moment update, no counter increment, no weight decay, no change.
+    a lora_B. A vector whose freeze countdown is > 0 (its gradient zeroed by the
+    caller) is, by default, updated like any other (the SwitchLoRA authors'
+    StepAdamW): its counter counts the frozen steps and its moments decay. With
+    skip_frozen=True it is skipped entirely instead: no moment update, no
+    counter increment, no weight decay, no change (--thaw_restarts_bias_correction).
 
       m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  k = counter after increment
       p = p (1 - lr wd);    p -= (lr / (1 - b1^k)) * m / (sqrt(v) / sqrt(1 - b2^k) + eps)
@@ -253,8 +256,9 @@ class RefAdamW:
     Freezing: freeze(name, index, n) makes the vector skip the next n calls of
     step(); each step() decrements every positive countdown after updating."""
 
-    def __init__(self, params, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    def __init__(self, params, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, skip_frozen=False):
         self.params = params                  # dict name -> tensor (updated in place)
+        self.skip_frozen = skip_frozen
         self.b1, self.b2 = betas
         self.eps, self.wd = eps, weight_decay
         self.m = {n: torch.zeros_like(p) for n, p in params.items()}
@@ -304,7 +308,7 @@ class RefAdamW:
     def step(self, grads, lr):
         for n, p in self.params.items():
             g = grads[n]
-            active_vec = self.frozen[n] == 0
+            active_vec = (self.frozen[n] == 0) | (not self.skip_frozen)
             active = active_vec.expand(p.shape) if p.dim() else active_vec.view(())
             self.counter[n] += active_vec.long()
             k = self.counter[n].clamp(min=1).to(torch.float64)

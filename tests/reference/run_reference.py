@@ -134,6 +134,8 @@ def main():
     ap.add_argument("--clip", type=float, default=1.0, help="global grad-norm clip; <= 0: none")
     ap.add_argument("--switch_plan")
     ap.add_argument("--adam_warm_step", type=int, default=5)
+    ap.add_argument("--thaw_restarts_bias_correction", action="store_true",
+                    help="the optimizer skips frozen vectors (default: counts their zero-gradient steps, the authors')")
     ap.add_argument("--relora_plan")
     ap.add_argument("--galore_rank", type=int, default=0, help="> 0: GaLore's projected AdamW at this rank")
     ap.add_argument("--update_proj_gap", type=int, default=200)
@@ -181,7 +183,8 @@ def main():
                                         args.galore_scale, args.proj_type, eps=args.adam_eps,
                                         weight_decay=args.weight_decay)
     else:
-        opt = R.RefAdamW({n: params[n] for n in trainable}, eps=args.adam_eps, weight_decay=args.weight_decay)
+        opt = R.RefAdamW({n: params[n] for n in trainable}, eps=args.adam_eps, weight_decay=args.weight_decay,
+                         skip_frozen=args.thaw_restarts_bias_correction)
     losses, norms = [], []
     for t in range(args.steps):
         _, step_loss = forward_backward()

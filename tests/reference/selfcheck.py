@@ -226,10 +226,10 @@ def check_adamw():
     check("reset of one A row restarts its bias correction, other vectors untouched",
           d_row < 1e-14 and d_rest < 1e-14, f"row {d_row:.2e}, rest {d_rest:.2e}")
 
-    # freeze B's column 0 for 2 steps at step 1: skipped entirely, then resumes
+    # skip_frozen: freeze B's column 0 for 2 steps at step 1: skipped entirely, then resumes
     seq = grad_sequence(params, 5, 11)
     mine = {n: t.clone() for n, t in params.items()}
-    opt = R.RefAdamW(mine, weight_decay=0.1)
+    opt = R.RefAdamW(mine, weight_decay=0.1, skip_frozen=True)
     frozen_ok = True
     for t, gs in enumerate(seq):
         if t == 1:
@@ -245,9 +245,32 @@ def check_adamw():
     want_col = torch_adamw({"c": params["x.lora_B.weight"][:, 0]},
                            [{"c": seq[t]["x.lora_B.weight"][:, 0]} for t in keep], 1e-2, 0.1)["c"]
     d = maxdiff(mine["x.lora_B.weight"][:, 0], want_col)
-    check("frozen B column: no update, no moments, no counter, no decay for exactly 2 steps",
+    check("skip_frozen: frozen B column: no update, no moments, no counter, no decay for exactly 2 steps",
           frozen_ok and d < 1e-14 and int(opt.counter["x.lora_B.weight"][0, 0]) == 3
           and int(opt.counter["x.lora_B.weight"][0, 1]) == 5, f"col {d:.2e}")
+
+    # The authors' rule (default): B's column 0 reset and frozen at step 1 for 2
+    # steps, its gradient zeroed by the caller: it is torch.optim.AdamW restarted
+    # at the reset and fed zeros while frozen, so it stays put (moments 0), its
+    # counter counts the frozen steps, and it thaws at k = 3.
+    mine = {n: t.clone() for n, t in params.items()}
+    opt = R.RefAdamW(mine)
+    col = None
+    for t, gs in enumerate(seq):
+        if t == 1:
+            opt.reset("x.lora_B.weight", 0)
+            opt.freeze("x.lora_B.weight", 0, 2)
+            col = mine["x.lora_B.weight"][:, 0].clone()
+        gs = {n: g.clone() for n, g in gs.items()}
+        gs["x.lora_B.weight"][opt.frozen_mask("x.lora_B.weight")] = 0
+        opt.step(gs, 1e-2)
+        if t == 2:
+            still = torch.equal(mine["x.lora_B.weight"][:, 0], col) and int(opt.counter["x.lora_B.weight"][0, 0]) == 2
+    fed = [{"c": torch.zeros(4, dtype=torch.float64)}] * 2 + [{"c": seq[t]["x.lora_B.weight"][:, 0]} for t in (3, 4)]
+    want_col = torch_adamw({"c": col}, fed, 1e-2, 0.0)["c"]
+    d = maxdiff(mine["x.lora_B.weight"][:, 0], want_col)
+    check("frozen B column (the authors' rule): zero-gradient steps counted, no move, thaws at k = 3",
+          still and d < 1e-14 and int(opt.counter["x.lora_B.weight"][0, 0]) == 4, f"col {d:.2e}")
 
     gs = [torch.full((3,), 2.0, dtype=torch.float64), torch.full((4,), 2.0, dtype=torch.float64)]
     n = R.clip_grad_norm(gs, 1.0)
