@@ -1,5 +1,7 @@
 #include "engine/backend.h"
 
+#include <unistd.h>
+
 #include "engine/cpu/backend.h"
 #ifdef SWITCHLORA_CUDA
 #include <cuda_runtime_api.h>
@@ -56,5 +58,7 @@ Precision precision_from_flags(const std::string& dtype, bool tf32) {
   if (dtype == "fp32") return tf32 ? Precision::kTf32 : Precision::kFp32;
   throw Error("--dtype must be fp32 or bf16, got \"" + dtype + "\"");
 }
+
+double host_memory_bytes() { return (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGE_SIZE); }
 
 }  // namespace switchlora

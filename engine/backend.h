@@ -240,6 +240,10 @@ bool cuda_available();
 Backend& backend_for(const std::string& device, int local_rank = 0);
 // "fp32", "tf32" or "bf16", for --dtype (tf32 is --dtype fp32 --tf32).
 Precision precision_from_flags(const std::string& dtype, bool tf32);
+// This machine's physical memory in bytes: the bound the CPU backend and the
+// trainer check allocations against (with overcommit, a larger calloc
+// "succeeds" and the OOM killer strikes when it is touched).
+double host_memory_bytes();
 
 // An owning array in backend (or the backend's host) memory, move-only:
 // the one way the program holds backend memory.

@@ -1,6 +1,7 @@
 #include "model/checkpoint.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -27,6 +28,17 @@ const std::vector<char>& Checkpoint::blob(const std::string& name, const std::st
   auto it = blobs.find(name);
   if (it == blobs.end()) throw Error(path + ": checkpoint has no \"" + name + "\" section");
   return it->second;
+}
+
+bool Checkpoint::finite(const std::string& name) const {
+  auto it = blobs.find(name);
+  if (it == blobs.end()) return false;
+  for (size_t i = 0; i + sizeof(float) <= it->second.size(); i += sizeof(float)) {
+    float x;
+    std::memcpy(&x, it->second.data() + i, sizeof x);
+    if (!std::isfinite(x)) return false;
+  }
+  return true;
 }
 
 void Checkpoint::check_size(const std::string& name, size_t got, size_t want, const std::string& path) {

@@ -50,6 +50,8 @@ struct Checkpoint {
     b.from_host(v);
   }
   const std::vector<char>& blob(const std::string& name, const std::string& path) const;
+  // Blob `name`, read as float32 values, holds no inf or NaN (false when absent).
+  bool finite(const std::string& name) const;
   static void check_size(const std::string& name, size_t got, size_t want, const std::string& path);
 };
 

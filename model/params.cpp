@@ -1,7 +1,5 @@
 #include "model/params.h"
 
-#include <cmath>
-
 #include "engine/error.h"
 #include "engine/rng.h"
 
@@ -50,13 +48,6 @@ void ParamStore::set(Param& p, const std::vector<float>& values) {
   SL_CHECK(values.size() == p.numel(), "ParamStore::set: " + std::to_string(values.size()) +
                                            " values for " + p.name + " of " + std::to_string(p.numel()));
   trainable.backend().copy_and_wait(p.data, values.data(), values.size() * sizeof(float));
-}
-
-bool ParamStore::all_finite() const {
-  for (const Buffer<float>* b : {&trainable, &frozen})
-    for (float x : b->to_host())
-      if (!std::isfinite(x)) return false;
-  return true;
 }
 
 Param* ParamStore::find(const std::string& name) {

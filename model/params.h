@@ -49,8 +49,6 @@ struct ParamStore {
   // One parameter's values, to or from the host (these wait).
   std::vector<float> get(const Param& p) const;
   void set(Param& p, const std::vector<float>& values);
-  // No parameter is inf or NaN (a host copy of both buffers: for checkpoints, not every step).
-  bool all_finite() const;
   // Every trainable parameter, for AdamW.
   std::vector<AdamTensor> adam_tensors();
 };

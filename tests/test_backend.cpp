@@ -10,8 +10,6 @@
 // crash or silently corrupt a GPU run.
 #include <doctest/doctest.h>
 
-#include "tests/same_bits.h"
-
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,6 +19,7 @@
 #include "engine/cpu/backend.h"
 #include "engine/rng.h"
 #include "model/export.h"
+#include "tests/same_bits.h"
 #include "tests/tiny_config.h"
 #include "train/switchlora_method.h"
 #include "train/trainer.h"

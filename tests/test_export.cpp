@@ -3,8 +3,6 @@
 // on an export.
 #include <doctest/doctest.h>
 
-#include "tests/same_bits.h"
-
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -24,6 +22,8 @@
 #include "engine/rng.h"
 #include "model/export.h"
 #include "tests/reference/harness.h"
+#include "tests/same_bits.h"
+#include "tests/tiny_config.h"
 #include "train/trainer.h"
 
 using namespace switchlora;
@@ -77,13 +77,7 @@ struct Run {
     const std::vector<int32_t> ids = tok.encode(text);
     write_shard(data + "/tiny_val_000.bin", ids);
 
-    LlamaConfig c;
-    c.hidden_size = 32;
-    c.intermediate_size = 64;
-    c.num_attention_heads = 4;
-    c.num_hidden_layers = 2;
-    c.vocab_size = tok.vocab_size();
-    c.max_sequence_length = kT;
+    LlamaConfig c = test::small_config(32, 64, 4, 2, tok.vocab_size(), kT);
     c.initializer_range = 0.1f;
     TrainOptions o;
     o.batch_size = o.total_batch_size = kB;

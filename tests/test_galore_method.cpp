@@ -234,13 +234,7 @@ TEST_CASE("GaLore's peak RSS is lower than full rank's by the optimizer memory p
   MESSAGE("skipped under AddressSanitizer: its shadow memory and quarantine are not the engine's RSS");
   return;
 #endif
-  LlamaConfig c;
-  c.hidden_size = 256;
-  c.intermediate_size = 688;
-  c.num_attention_heads = 4;
-  c.num_hidden_layers = 16;
-  c.vocab_size = 300;
-  c.max_sequence_length = 16;
+  const LlamaConfig c = test::small_config(256, 688, 4, 16, 300, 16);
   const std::string path = std::filesystem::temp_directory_path() / ("galore_rss_" + std::to_string(getpid()) + ".json");
   std::ofstream(path) << config_to_json(c);
   auto peak_mb = [&](const std::string& method) {

@@ -8,24 +8,15 @@
 #include "dist_cli.h"
 #include "model/llama.h"
 #include "model/switchlora.h"
+#include "tests/tiny_config.h"
 #include "train/galore_method.h"
 #include "train/options.h"
 #include "train/plan.h"
 
 using namespace switchlora;
+using test::small_config;
 
 namespace {
-
-LlamaConfig small_config(int C, int I, int NH, int L, int V) {
-  LlamaConfig c;
-  c.hidden_size = C;
-  c.intermediate_size = I;
-  c.num_attention_heads = NH;
-  c.num_hidden_layers = L;
-  c.vocab_size = V;
-  c.max_sequence_length = 64;
-  return c;
-}
 
 // A run of `method` at rank r (LoRA's or GaLore's), batch B x T.
 TrainOptions run(const std::string& method, int r, int B = 8, int T = 256) {

@@ -27,8 +27,6 @@
 // reset moves things by 1e-3 or more.
 #include <doctest/doctest.h>
 
-#include "tests/same_bits.h"
-
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -40,6 +38,7 @@
 #include "engine/rng.h"
 #include "model/export.h"
 #include "tests/reference/harness.h"
+#include "tests/same_bits.h"
 #include "train/switchlora_method.h"
 #include "train/trainer.h"
 

@@ -11,6 +11,19 @@
 
 namespace switchlora::test {
 
+// A config of the given shape (hidden C, MLP I, NH heads, L layers,
+// vocabulary V, sequences up to T), the rest at their defaults.
+inline LlamaConfig small_config(int C, int I, int NH, int L, int V, int T = 64) {
+  LlamaConfig c;
+  c.hidden_size = C;
+  c.intermediate_size = I;
+  c.num_attention_heads = NH;
+  c.num_hidden_layers = L;
+  c.vocab_size = V;
+  c.max_sequence_length = T;
+  return c;
+}
+
 inline LlamaConfig tiny_config() {
   LlamaConfig c;
   c.hidden_size = 16;

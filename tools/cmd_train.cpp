@@ -184,8 +184,14 @@ int cmd_train(int argc, char** argv, Communicator& host_comm) {
   bool finite = true;  // the last step's loss and norm were finite
   auto save = [&]() {
     if (!main_rank) return;
-    if (finite && trainer.model.params.all_finite())
-      last_saved = save_run_checkpoint(o.save_dir, trainer.step(), checkpoint(), o.keep_checkpoints);
+    Checkpoint ck;
+    bool ok = finite;
+    if (ok) {
+      ck = checkpoint();  // its tensors are host copies already: check those, not a second copy
+      for (const Param& p : trainer.model.params.params) ok = ok && ck.finite(p.name);
+    }
+    if (ok)
+      last_saved = save_run_checkpoint(o.save_dir, trainer.step(), ck, o.keep_checkpoints);
     else
       std::printf("step %d: not saving a checkpoint: the model is not finite (newest finite checkpoint: %s)\n",
                   trainer.step(), last_saved.empty() ? "none" : last_saved.c_str());

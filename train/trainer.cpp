@@ -1,7 +1,5 @@
 #include "train/trainer.h"
 
-#include <unistd.h>
-
 #include <cmath>
 #include <cstdio>
 
@@ -25,7 +23,7 @@ const LlamaConfig& checked(const LlamaConfig& config, const TrainOptions& o, int
   if (be.device() == Device::kCpu) {
     const MemoryPlan m = plan_memory(config, o, 4);
     const double need = m.device() + m.candidates_host;
-    const double ram = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGE_SIZE);
+    const double ram = host_memory_bytes();
     if (need > ram) {
       char msg[256];
       std::snprintf(msg, sizeof msg, "this run needs %.1f GiB (switchlora plan), this machine has %.1f GiB",

@@ -1,7 +1,5 @@
 #include "engine/cpu/backend.h"
 
-#include <unistd.h>
-
 #include <sys/mman.h>
 
 #include <cstdlib>
@@ -43,9 +41,8 @@ CpuBackend::~CpuBackend() {
 // Protected memory is mapped whole pages at a time (mprotect works on pages);
 // fresh anonymous pages are zero, as alloc() promises.
 void* CpuBackend::alloc(size_t bytes) {
-  // With overcommit a huge calloc "succeeds" and the OOM killer strikes when
-  // it is touched: refuse what the machine cannot hold, up front.
-  const double ram = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGE_SIZE);
+  // Refuse what the machine cannot hold, up front (see host_memory_bytes).
+  const double ram = host_memory_bytes();
   if ((double)bytes > ram)
     throw Error("out of host memory: asked for " + std::to_string(bytes / (1u << 20)) + " MiB, this machine has " +
                 std::to_string((size_t)(ram / (1u << 20))) + " MiB");
