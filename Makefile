@@ -19,7 +19,7 @@ BIN    = $(BUILD)/switchlora
 # (e.g. from NodeSource, whose nodejs bundles npm) keeps its own.
 NODE_DEPS = $(if $(shell command -v npm),,nodejs npm)
 DEPS      = build-essential cmake pkg-config libeigen3-dev nlohmann-json3-dev doctest-dev \
-            libopenmpi-dev openmpi-bin $(NODE_DEPS)
+            libopenblas-openmp-dev libblis-openmp-dev libopenmpi-dev openmpi-bin $(NODE_DEPS)
 DEPS_TEST = python3-torch python3-numpy libopenblas0-pthread python3-matplotlib
 
 .PHONY: all deps deps-test build data test test-asan fuzz demo bench clean

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """PyTorch baseline for the CPU benchmark (DESIGN §9): the same LLaMA as the
 engine (DESIGN §3), float32 on the CPU, full-rank AdamW training steps on
-random tokens. The model definition is the reference one in
+random tokens (--lora_rank r: LoRA adapters on every linear layer of the blocks, W
+frozen, as PEFT's LoRA trains). The model definition is the reference one in
 tests/reference/llama_ref.py (one definition for the reference and the bench).
 
   bench/torch_llama.py --model_config configs/llama_20m.json --vocab_size 8192
@@ -45,6 +46,8 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lora_rank", type=int, default=0, help="LoRA adapters of rank r, W frozen (0: full rank)")
+    ap.add_argument("--lora_alpha", type=float, default=32.0)
     ap.add_argument("--device", default="cpu", help="cpu or cuda (tools/device_check.sh uses cuda)")
     ap.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"],
                     help="bf16: autocast the forward to bfloat16 (fp32 master weights and optimizer)")
@@ -57,17 +60,19 @@ def main():
     cfg = R.LlamaConfig.from_json(args.model_config, vocab_size=args.vocab_size)
     B, T = args.batch_size, args.max_length
     dev = torch.device(args.device)
-    params = {k: v.to(dev) for k, v in R.init_params(cfg, seed=args.seed, dtype=torch.float32).items()}
-    for p in params.values():
+    params = {k: v.to(dev) for k, v in
+              R.init_params(cfg, seed=args.seed, dtype=torch.float32, lora_r=args.lora_rank).items()}
+    trainable = [p for name, p in params.items() if R.is_trainable(name, params)]
+    for p in trainable:
         p.requires_grad_(True)
-    opt = torch.optim.AdamW(list(params.values()), lr=args.lr, betas=(0.9, 0.999),
+    opt = torch.optim.AdamW(trainable, lr=args.lr, betas=(0.9, 0.999),
                             eps=1e-8, weight_decay=0.0)
     tokens = torch.randint(0, cfg.vocab_size, (B, T + 1)).to(dev)
     idx, targets = tokens[:, :-1], tokens[:, 1:]
 
     def train_step():
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=args.dtype == "bf16"):
-            logits = R.forward(params, cfg, idx)
+            logits = R.forward(params, cfg, idx, lora_alpha=args.lora_alpha)
         loss = R.loss_fn(logits.float(), targets)
         loss.backward()
         opt.step()
@@ -93,6 +98,7 @@ def main():
         "step_ms_min": round(min(times) * 1e3, 2),
         "flops_per_token": fpt,
         "params": sum(p.numel() for p in params.values()),
+        "trainable_params": sum(p.numel() for p in trainable), "lora_rank": args.lora_rank,
         "batch_size": B, "max_length": T, "threads": args.threads,
         "device": args.device, "dtype": args.dtype,
         "torch": torch.__version__,

@@ -77,6 +77,11 @@ class Backend {
   virtual void side_waits_for_main() = 0;
   virtual void main_waits_for_side() = 0;
 
+  // Names the part of a training step that follows ("forward and backward",
+  // "optimizer", ...), for `switchlora bench --profile`: ignored except by
+  // ProfilingBackend (engine/profile.h), which times the parts.
+  virtual void phase(const char* /*name*/) {}
+
   // ------------------------------------------------------------ ops
   // The op set, declared once here (DESIGN §2): each op is a hand-written
   // forward/backward pair over fp32 arrays of backend memory, written twice,

@@ -13,7 +13,9 @@
 namespace switchlora::cpu {
 
 // ---------------------------------------------------------------- matmul
-// Backend::matmul (at fp32), engine/cpu/matmul.cpp
+// Backend::matmul (at fp32), engine/cpu/matmul.cpp, on the GEMM library this
+// build links (CMake's SWITCHLORA_BLAS): "openblas", "blis" or "eigen".
+const char* gemm_library();
 void matmul(float* C, const float* A, const float* B, int M, int N, int K,
             bool transA, bool transB, float alpha = 1.0f, float beta = 0.0f);
 // Gradients of C = op(A) @ op(B) (alpha = 1):  dA += ..., dB += ...

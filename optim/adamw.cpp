@@ -92,7 +92,7 @@ void AdamW::step(float lr) {
     const AdamTensor& t = tensors_[i];
     const size_t s = state_offset_[i], k = counter_offset_[i];
     be_.adamw_update(t.param, m_.data() + s, v_.data() + s, t.grad, counters_.data() + k,
-                     t.frozen ? frozen_.data() + k : nullptr, t.rows, t.cols, t.counter, lr, c.beta1,
+                     t.frozen ? frozen_.data() + k : nullptr, t.rows, t.cols, t.counter, lr * t.lr_scale, c.beta1,
                      c.beta2, c.eps, c.weight_decay);
   }
 }

@@ -37,6 +37,8 @@ struct AdamTensor {
   // at every step(): a vector with frozen[i] != 0 is skipped entirely: no
   // moment update, no counter increment, no weight decay. nullptr: none frozen.
   const uint8_t* frozen = nullptr;
+  // This tensor's learning rate as a multiple of step()'s (--non_adapter_lr).
+  float lr_scale = 1.0f;
   size_t numel() const { return (size_t)rows * cols; }
 };
 

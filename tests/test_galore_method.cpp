@@ -242,7 +242,7 @@ TEST_CASE("GaLore's peak RSS is lower than full rank's by the optimizer memory p
                                         " --vocab_size 300 --batch_size 1 --max_length 16 --steps 1 --warmup 1" + method);
     INFO(r.output);
     REQUIRE(r.rc == 0);
-    const nlohmann::json j = nlohmann::json::parse(r.output.substr(r.output.rfind('{')));
+    const nlohmann::json j = nlohmann::json::parse(r.output.substr(r.output.rfind("\n{") + 1));
     return j.at("peak_rss_mb").get<double>();
   };
   const double full = peak_mb(""), galore = peak_mb(" --optimizer galore_adamw --rank 16");

@@ -34,7 +34,7 @@ static std::vector<double> naive_matmul(const std::vector<T>& A, const std::vect
 
 // Every element of a float GEMM result is a K-term dot product of order-1
 // numbers. Float rounding (unit 6e-8) over K <= 300 terms, blocked and fused
-// by Eigen, stays below K * 6e-8 * max|a b| ~ 2e-5 of a term, and the scale
+// by the GEMM library, stays below K * 6e-8 * max|a b| ~ 2e-5 of a term, and the scale
 // (max |C|, ~3 sqrt(K)) is ~50 terms: 1e-5 of the scale covers the worst case
 // with margin, while any indexing or transpose mistake is an O(1) error.
 constexpr double kTol = 1e-5;
@@ -183,4 +183,48 @@ TEST_CASE("linear forward matches x W^T and its grads match finite differences")
   CHECK(dx == dx1);
   for (double& v : gW) v *= 2.0;
   check_close("dW after two calls", dW, gW, kTol);
+}
+
+// The edges a BLAS would reject: K = 0 is C = beta C (beta = 0 overwriting
+// even NaN), and M = 0 or N = 0 touches nothing.
+TEST_CASE("matmul with K = 0 scales C by beta, and with M or N = 0 does nothing") {
+  std::vector<float> C(6, std::numeric_limits<float>::quiet_NaN());
+  const float one = 1.0f;
+  cpu::matmul(C.data(), &one, &one, 2, 3, 0, false, false);
+  CHECK(C == std::vector<float>(6, 0.0f));
+  C.assign(6, 2.0f);
+  cpu::matmul(C.data(), &one, &one, 2, 3, 0, true, true, 1.0f, 0.5f);
+  CHECK(C == std::vector<float>(6, 1.0f));
+  cpu::matmul(C.data(), &one, &one, 0, 3, 4, false, false);
+  cpu::matmul(C.data(), &one, &one, 2, 0, 4, false, false);
+  CHECK(C == std::vector<float>(6, 1.0f));
+}
+
+// The model's sizes take the library's threaded, cache-blocked paths (the
+// small cases above may not). Attention calls matmul from inside an OpenMP
+// region, where it runs on its caller's thread: right there too, and the
+// same bits on every thread (OpenBLAS's single-threaded bits differ from its
+// threaded ones, so a run's bits depend on OMP_NUM_THREADS; a repeated call
+// with the same threads gives the same bits, which resuming relies on).
+TEST_CASE("matmul at model sizes matches the naive loop, repeats its bits, and is right inside an OpenMP region") {
+  const int M = 300, N = 260, K = 290;
+  Rng rng{77, 0, 0};
+  for (int tA = 0; tA < 2; tA++)
+    for (int tB = 0; tB < 2; tB++) {
+      CAPTURE(tA);
+      CAPTURE(tB);
+      auto A = randn((size_t)M * K, rng), B = randn((size_t)K * N, rng);
+      std::vector<float> C((size_t)M * N);
+      cpu::matmul(C.data(), A.data(), B.data(), M, N, K, tA, tB);
+      const std::vector<double> want = naive_matmul(A, B, M, N, K, tA, tB);
+      check_close("C = op(A) op(B)", C, want, kTol);
+      std::vector<float> again(C.size());
+      cpu::matmul(again.data(), A.data(), B.data(), M, N, K, tA, tB);
+      CHECK(again == C);
+      std::vector<std::vector<float>> per_thread(4, std::vector<float>(C.size()));
+#pragma omp parallel for
+      for (int i = 0; i < 4; i++) cpu::matmul(per_thread[i].data(), A.data(), B.data(), M, N, K, tA, tB);
+      check_close("C inside an OpenMP region", per_thread[0], want, kTol);
+      for (const auto& c : per_thread) CHECK(c == per_thread[0]);
+    }
 }

@@ -229,16 +229,6 @@ TEST_CASE("bad input is a one-line error naming the flag, and nothing is overwri
   CHECK(r.output.find("x_train_000.bin") != std::string::npos);
 }
 
-TEST_CASE("tools/reproduce.sh trains all three methods and prints the perplexity table") {
-  const std::string out = "/tmp/switchlora_e2e_reproduce";
-  std::filesystem::remove_all(out);
-  RunResult r = run("CONFIG=configs/llama_tiny.json STEPS=4 RANK=8 B=2 T=32 DATA=" + brown_data() + " OUT=" + out +
-                    " tools/reproduce.sh " + bin());
-  INFO(r.output);
-  REQUIRE(r.rc == 0);
-  for (const char* row : {"| full |", "| lora |", "| switchlora |"}) CHECK(r.output.find(row) != std::string::npos);
-}
-
 TEST_CASE("Ctrl-C saves a checkpoint at the end of the current step and exits 130") {
   const std::string dir = "/tmp/switchlora_e2e_interrupt";
   std::filesystem::remove_all(dir);

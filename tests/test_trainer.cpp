@@ -150,3 +150,53 @@ TEST_CASE("--warmed_up_model of another shape, or a missing one, is an error nam
   o.warmed_up_model = dir + "/nothing_here";
   CHECK_THROWS_WITH_AS(Trainer(o, test::tiny_config(), comm), doctest::Contains("nothing_here"), Error);
 }
+
+// --non_adapter_lr: the embedding, the norms and lm_head step at their own
+// peak rate on the same schedule; every block tensor exactly as before. On a
+// first Adam step every change is -lr times a factor that does not depend on
+// lr (m_hat / (sqrt(v_hat) + eps)), so the ratio of the changes is the ratio
+// of the rates to float rounding.
+TEST_CASE("--non_adapter_lr scales the updates of the embedding, norms and lm_head only") {
+  const Batch batch;
+  for (const char* method : {"full", "lora", "switchlora"}) {
+    INFO(method);
+    auto changes = [&](float non_adapter_lr) {
+      TrainOptions o = options(method);
+      o.non_adapter_lr = non_adapter_lr;
+      SingleProcess comm;
+      Trainer tr(o, test::tiny_config(), comm);
+      std::vector<std::vector<float>> before, delta;
+      for (const Param& p : tr.model.params.params) before.push_back(tr.model.params.get(p));
+      tr.train_step(batch.fn());
+      for (size_t i = 0; i < before.size(); i++) {
+        std::vector<float> now = tr.model.params.get(tr.model.params.params[i]);
+        for (size_t j = 0; j < now.size(); j++) now[j] -= before[i][j];
+        delta.push_back(now);
+      }
+      std::vector<std::string> names;
+      for (const Param& p : tr.model.params.params) names.push_back(p.name);
+      return std::make_pair(names, delta);
+    };
+    const auto [names, base] = changes(0.0f);
+    const auto [names3, tripled] = changes(3 * options(method).lr);
+    int scaled = 0;
+    for (size_t i = 0; i < names.size(); i++) {
+      CAPTURE(names[i]);
+      const bool block = names[i].find("_proj.") != std::string::npos;
+      double num = 0, den = 0, dot = 0;
+      for (size_t j = 0; j < base[i].size(); j++) {
+        num += (double)tripled[i][j] * tripled[i][j];
+        den += (double)base[i][j] * base[i][j];
+        dot += (double)tripled[i][j] * base[i][j];
+      }
+      if (block) {
+        CHECK(tripled[i] == base[i]);
+      } else if (den > 0) {
+        CHECK(std::sqrt(num / den) == doctest::Approx(3.0).epsilon(1e-3));  // 3x as large
+        CHECK(dot / std::sqrt(num * den) == doctest::Approx(1.0).epsilon(1e-5));  // same direction
+        scaled++;
+      }
+    }
+    CHECK(scaled >= 4);  // embedding, lm_head, the final norm and the blocks' norms
+  }
+}

@@ -1,40 +1,80 @@
 // switchlora bench: time full training steps (forward, backward, clip,
 // switch, optimizer) on random tokens, and print one JSON line last:
 //   {"device": ..., "tokens_per_s": ..., "step_ms": ..., "gflops": ...,
-//    "gemm_gflops": ..., "fraction_of_gemm": ..., "mfu": ..., "peak_rss_mb": ...}
+//    "gemm_library": ..., "gemm_gflops": ..., "fraction_of_gemm": ...,
+//    "gemm_rates": {...}, "mfu": ..., "peak_rss_mb": ..., "profile_ms": {...}}
 // Model FLOPs per token = 6 N_matmul + 12 L T C (forward + backward; the
 // PaLM / llm.c convention): N_matmul counts every weight matrix including
-// lm_head, as if full rank, so methods compare on equal terms.
+// lm_head, as if full rank, so methods compare on equal terms. The yardstick
+// (gemm_gflops) is the fastest GEMM library measured in this run
+// (tools/gemm_yardstick.h); --profile adds the time per phase of a step.
 #include <sys/resource.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <vector>
 
 #include "engine/error.h"
+#include "engine/ops.h"
+#include "engine/profile.h"
 #include "engine/rng.h"
 #include "tools/commands.h"
+#include "tools/gemm_yardstick.h"
 #include "train/flags.h"
 #include "train/trainer.h"
 
 namespace switchlora {
 
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// The model's GEMMs, one of each kind (--gemm_shapes): forward, input and
+// weight gradients of the linear layers, lm_head, and LoRA's skinny products.
+std::vector<GemmShape> model_shapes(const LlamaConfig& c, int N, int r) {
+  const int C = c.hidden_size, I = c.intermediate_size, V = c.vocab_size;
+  std::vector<GemmShape> s = {{"q,k,v,o forward  x W^T", N, C, C, false, true},
+                              {"q,k,v,o dW       dy^T x", C, C, N, true, false},
+                              {"gate,up forward  x W^T", N, I, C, false, true},
+                              {"gate,up dx       dy W", N, C, I, false, false},
+                              {"down forward     x W^T", N, C, I, false, true},
+                              {"lm_head forward  x W^T", N, V, C, false, true},
+                              {"lm_head dW       dy^T x", V, C, N, true, false}};
+  if (r > 0) {
+    s.push_back({"LoRA x A^T", N, r, C, false, true});
+    s.push_back({"LoRA dA    dxa^T x", r, C, N, true, false});
+  }
+  return s;
+}
+
+}  // namespace
+
 int cmd_bench(int argc, char** argv) {
   Flags f(argc, argv, "bench", "Time training steps on random tokens; prints a JSON line last.");
   const int steps = f.get_int("steps", 10, "timed steps");
   const int warmup = f.get_int("warmup", 2, "untimed steps first");
+  const bool profile = f.get_bool("profile", "then time each phase of --steps more steps (a table, and profile_ms in the JSON)");
+  const int gemm_rounds = f.get_int("gemm_rounds", 3, "interleaved rounds of the GEMM yardstick, best of each library kept");
+  const bool gemm_shapes = f.get_bool("gemm_shapes", "also print every GEMM library's rate at the model's shapes");
   const float peak_tflops = f.get_float("peak_tflops", 990.0f,
                                         "the card's dense matrix rate for MFU (H100/H200 bf16: 990); GPU only");
   TrainOptions o = parse_train_flags(f);
   if (f.finish()) return 0;
   if (o.model_config.empty()) throw Error("--model_config is required");
-  if (steps <= 0) throw Error("--steps must be > 0");
+  if (steps <= 0) throw Error("--steps must be > 0, got " + std::to_string(steps));
+  if (warmup < 0) throw Error("--warmup must be >= 0, got " + std::to_string(warmup));
+  if (gemm_rounds <= 0) throw Error("--gemm_rounds must be > 0, got " + std::to_string(gemm_rounds));
   LlamaConfig config = load_config(o.model_config);
   config.vocab_size = o.vocab_size > 0 ? o.vocab_size : 8192;
   resolve_total_batch_size(o, 1);
-  o.num_training_steps = o.sw.num_training_steps = steps + warmup;
+  o.num_training_steps = o.sw.num_training_steps = warmup + steps * (profile ? 2 : 1);
   SingleProcess comm;
-  Backend& be = backend_for(o.device);
+  // Every call passes through the profiler; it times only while on().
+  const int r = o.lora.use_lora ? o.lora.lora_rank : 0;
+  ProfilingBackend be(backend_for(o.device), config.hidden_size, config.intermediate_size, config.vocab_size, r);
   Trainer trainer(o, config, comm, be);
   const int V = config.vocab_size;
   Rng rng{(uint64_t)o.seed, kStreamBench, 0};
@@ -49,25 +89,33 @@ int cmd_bench(int argc, char** argv) {
   const auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < steps; i++) trainer.train_step(random_batch);
   be.synchronize();
-  const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double sec = seconds_since(t0);
   // The process's peak resident memory so far (host memory: on the GPU the
   // model lives in device memory, which this does not count).
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   const double peak_rss_mb = usage.ru_maxrss / 1024.0;  // Linux reports KiB
 
-  // The backend's GEMM rate at this run's precision, measured now: the
-  // yardstick this run's model FLOPs are reported against (DESIGN §9).
+  std::vector<std::pair<std::string, double>> phases;
+  double profiled_sec = 0;
+  if (profile) {
+    be.on();
+    const auto p0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < steps; i++) trainer.train_step(random_batch);
+    be.synchronize();
+    profiled_sec = seconds_since(p0);
+    be.off();
+    phases = be.seconds();
+  }
+
+  // The yardstick: the fastest GEMM library at a large square size, measured
+  // now (DESIGN §9).
   const bool gpu = be.device() == Device::kCuda;
-  const int n = gpu ? 8192 : 1024, reps = gpu ? 20 : 5;
-  Buffer<float> a(be, (size_t)n * n), b(be, (size_t)n * n), c(be, (size_t)n * n);
-  be.matmul(c.data(), a.data(), b.data(), n, n, n, false, false);
-  be.synchronize();
-  const auto g0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < reps; i++) be.matmul(c.data(), a.data(), b.data(), n, n, n, false, false);
-  be.synchronize();
-  const double gemm_sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - g0).count();
-  const double gemm_gflops = 2.0 * n * n * n * reps / gemm_sec / 1e9;
+  const int n = gpu ? 8192 : 2048;
+  const std::vector<GemmRate> rates = measure_gemm_rates(be, {{"square", n, n, n, false, false}}, gemm_rounds);
+  const GemmRate* best = &rates[0];
+  for (const GemmRate& g : rates)
+    if (g.gflops[0] > best->gflops[0]) best = &g;
 
   const double C = config.hidden_size, I = config.intermediate_size, L = config.num_hidden_layers;
   const double n_matmul = L * (4 * C * C + 3 * C * I) + (double)V * C;
@@ -76,11 +124,46 @@ int cmd_bench(int argc, char** argv) {
   const double gflops = flops_per_token * tokens / sec / 1e9;
   // MFU: against the card's datasheet rate (GPU only; a CPU has no such number).
   const double mfu = gpu ? gflops / (1000.0 * peak_tflops) : 0.0;
-  std::printf("{\"device\": \"%s\", \"dtype\": \"%s\", \"tokens_per_s\": %.1f, \"step_ms\": %.2f, "
-              "\"gflops\": %.2f, \"gemm_gflops\": %.2f, \"fraction_of_gemm\": %.3f, \"mfu\": %.4f, "
-              "\"peak_rss_mb\": %.1f}\n",
-              be.name().c_str(), o.dtype.c_str(), tokens / sec, 1000 * sec / steps, gflops, gemm_gflops,
-              gflops / gemm_gflops, mfu, peak_rss_mb);
+
+  if (gemm_shapes) {
+    const std::vector<GemmShape> shapes = model_shapes(config, o.batch_size * o.max_length, r);
+    const std::vector<GemmRate> at = measure_gemm_rates(be, shapes, gemm_rounds);
+    std::printf("%-26s %16s", "GFLOP/s, best of rounds", "M x N x K");
+    for (const GemmRate& g : at) std::printf(" %9s", g.library.c_str());
+    std::printf("\n");
+    for (size_t j = 0; j < shapes.size(); j++) {
+      char mnk[48];
+      std::snprintf(mnk, sizeof mnk, "%d x %d x %d", shapes[j].M, shapes[j].N, shapes[j].K);
+      std::printf("%-26s %16s", shapes[j].what.c_str(), mnk);
+      for (const GemmRate& g : at) std::printf(" %9.1f", g.gflops[j]);
+      std::printf("\n");
+    }
+  }
+  if (profile) {
+    std::printf("%-38s %9s %6s\n", "phase (profiled steps)", "ms/step", "share");
+    for (const auto& [name, s] : phases)
+      std::printf("%-38s %9.2f %5.1f%%\n", name.c_str(), 1000 * s / steps, 100 * s / profiled_sec);
+    std::printf("%-38s %9.2f (unprofiled %.2f)\n", "total", 1000 * profiled_sec / steps, 1000 * sec / steps);
+  }
+
+  nlohmann::json rates_json = nlohmann::json::object(), profile_json = nlohmann::json::object();
+  for (const GemmRate& g : rates) rates_json[g.library] = std::round(g.gflops[0] * 100) / 100;
+  for (const auto& [name, s] : phases) profile_json[name] = std::round(1e5 * s / steps) / 100;
+  char head[512];
+  std::snprintf(head, sizeof head,
+                "{\"device\": \"%s\", \"dtype\": \"%s\", \"tokens_per_s\": %.1f, \"step_ms\": %.2f, "
+                "\"gflops\": %.2f, \"engine_gemm\": \"%s\", \"gemm_library\": \"%s\", \"gemm_gflops\": %.2f, "
+                "\"fraction_of_gemm\": %.3f, \"mfu\": %.4f, \"peak_rss_mb\": %.1f",
+                be.name().c_str(), o.dtype.c_str(), tokens / sec, 1000 * sec / steps, gflops,
+                gpu ? "cublas" : cpu::gemm_library(), best->library.c_str(), best->gflops[0],
+                gflops / best->gflops[0], mfu, peak_rss_mb);
+  std::string tail;
+  if (profile) {
+    char total[64];
+    std::snprintf(total, sizeof total, ", \"profiled_step_ms\": %.2f", 1000 * profiled_sec / steps);
+    tail = ", \"profile_ms\": " + profile_json.dump() + total;
+  }
+  std::printf("%s, \"gemm_rates\": %s%s}\n", head, rates_json.dump().c_str(), tail.c_str());
   return 0;
 }
 

@@ -159,9 +159,15 @@ void GaloreMethod::update(int t, float lr) {
       be.matmul(l.W->data, p.U, p.N, m, n, r, false, false, s, 1.0f);
     }
   }
-  // Decoupled weight decay on every parameter, after its update (the repo's order).
-  if (opts_.weight_decay > 0)
-    be.scale(model_.params.trainable.data(), 1.0f - lr * opts_.weight_decay, model_.params.num_trainable());
+  // Decoupled weight decay on every parameter, after its update (the repo's
+  // order), each at its own rate (--non_adapter_lr).
+  if (opts_.weight_decay > 0) {
+    for (const AdamTensor& t : optimizer_->tensors())
+      if (!t.name.ends_with(".galore"))  // not a projected N: an unprojected parameter
+        be.scale(t.param, 1.0f - lr * t.lr_scale * opts_.weight_decay, t.numel());
+    for (Projected& p : projected_)
+      be.scale(p.lin->W->data, 1.0f - lr * opts_.weight_decay, (size_t)p.lin->out * p.lin->in);
+  }
 }
 
 // The projectors by name: <W>.galore_U (m, r) and/or <W>.galore_Vh (r, n).

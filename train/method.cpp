@@ -7,7 +7,15 @@ namespace switchlora {
 
 Method::Method(Llama& model, const TrainOptions& opts) : model_(model), opts_(opts) {}
 
+// The parameters no adapter covers: the embedding, the norms and lm_head
+// (every block weight is a *_proj.weight, its adapters *_proj.lora_*).
+static bool is_non_adapter(const std::string& name) { return name.find("_proj.") == std::string::npos; }
+
 void Method::build_optimizer(std::vector<AdamTensor> tensors) {
+  // --non_adapter_lr: those tensors follow the same schedule at their own peak.
+  if (opts_.non_adapter_lr > 0)
+    for (AdamTensor& t : tensors)
+      if (is_non_adapter(t.name)) t.lr_scale = opts_.non_adapter_lr / opts_.lr;
   const AdamWConfig c{opts_.adam_beta1, opts_.adam_beta2, opts_.adam_eps, opts_.weight_decay};
   optimizer_ = std::make_unique<AdamW>(c, std::move(tensors), model_.be);
 }

@@ -1,6 +1,7 @@
 #include "train/options.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "engine/error.h"
 #include "train/flags.h"
@@ -53,6 +54,9 @@ TrainOptions parse_train_flags(Flags& f) {
     throw Error("--gradient_accumulation must be >= 1, got " + std::to_string(o.gradient_accumulation));
   o.max_length = f.get_int("max_length", 256, "sequence length T");
   o.lr = f.get_float("lr", 1e-3f, "peak learning rate");
+  o.non_adapter_lr = f.get_float("non_adapter_lr", 0.0f,
+                                 "peak learning rate of what no adapter covers (embeddings, norms, lm_head), on "
+                                 "--lr's schedule; 0: --lr");
   o.warmup_steps = f.get_int("warmup_steps", 0, "linear warm-up steps");
   o.scheduler = f.get_string("scheduler", "cosine",
                              "constant | linear | cosine | cosine_with_min_lr (max(m, cosine), the authors') | "
@@ -129,6 +133,8 @@ void validate_train_options(const TrainOptions& o, int world) {
                 " must be a multiple of --batch_size " + std::to_string(o.batch_size) + " x " +
                 std::to_string(world) + " rank(s)");
   if (!(o.lr > 0)) throw Error("--lr must be > 0");
+  if (!(o.non_adapter_lr >= 0) || !std::isfinite(o.non_adapter_lr))
+    throw Error("--non_adapter_lr must be >= 0 (0: --lr), got " + std::to_string(o.non_adapter_lr));
   if (o.eval_every < 0 || o.save_every < 0) throw Error("--eval_every and --save_every must be >= 0");
 }
 

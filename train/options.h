@@ -18,6 +18,7 @@ struct TrainOptions {
   int vocab_size = 0;  // 0: the tokenizer's
   int batch_size = 8, total_batch_size = 0, max_length = 256;
   float lr = 1e-3f;
+  float non_adapter_lr = 0.0f;  // embeddings, norms, lm_head; 0: lr
   int warmup_steps = 0, num_training_steps = 1000;
   std::string scheduler = "cosine";
   float min_lr_ratio = 0.1f;

@@ -58,7 +58,10 @@ StepStats Trainer::train_step(const BatchFn& next_batch) {
   StepStats s;
   float* grads = model.params.trainable_grad.data();
   const size_t n = model.params.num_trainable();
+  Backend& be = model.be;
+  be.phase("zero gradients");
   model.zero_grad();
+  be.phase("forward and backward");
   double loss = 0;
   model.training = true;
   for (int micro = 0; micro < accum_; micro++) {
@@ -68,11 +71,13 @@ StepStats Trainer::train_step(const BatchFn& next_batch) {
     model.backward(1.0f / accum_);
   }
   // Average the trainable gradients (and the loss, for logging) over ranks.
+  be.phase("all-reduce");
   comm_.allreduce_mean(grads, n);
   s.allreduce_bytes = comm_.world() > 1 ? n * sizeof(float) : 0;
   float mean_loss = (float)(loss / accum_);
   comm_.allreduce_mean(&mean_loss, 1);
   s.loss = mean_loss;
+  be.phase("clip");
   s.grad_norm = clip_grad_norm(grads, n, opts.clip_grad_norm, model.be);
   s.lr = lr_at(schedule, step_);
   s.method = nlohmann::json::object();
@@ -83,11 +88,15 @@ StepStats Trainer::train_step(const BatchFn& next_batch) {
   if (s.skipped) {
     skipped_++;
   } else {
+    be.phase("before update (switch)");
     method->before_update(step_);
+    be.phase("update (optimizer)");
     method->update(step_, s.lr);
+    be.phase("after update (thaw, prefetch, merge)");
     method->after_update(step_);
     method->metrics(s.method);
   }
+  be.phase("");
   step_++;
   return s;
 }

@@ -1,33 +1,58 @@
 // Matrix multiply and the bias-free linear layer: the only BLAS call site.
-// Eigen maps the row-major float arrays in place (no copies); a stored
-// transpose is just a transposed view, and Eigen's GEMM picks the right
-// kernel and parallelises over OpenMP threads by itself.
+// The library is chosen when the engine is built (CMake's SWITCHLORA_BLAS,
+// DESIGN §9): OpenBLAS or BLIS through their CBLAS interface (Debian's OpenMP
+// builds, so their threads are the engine's OpenMP threads), or Eigen, which
+// maps the row-major float arrays in place and needs nothing installed. A
+// stored transpose is a transpose flag to every library: nothing is copied.
+#if defined(SWITCHLORA_CBLAS)
+#include <cblas.h>
+#else
 #include <Eigen/Core>
+#endif
+#include <cstring>
 
 #include "engine/error.h"
 #include "engine/ops.h"
 
 namespace switchlora::cpu {
 
-using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using ConstMap = Eigen::Map<const RowMat>;
+const char* gemm_library() {
+#if defined(SWITCHLORA_CBLAS)
+  return SWITCHLORA_CBLAS;  // "openblas" or "blis", from CMake
+#else
+  return "eigen";
+#endif
+}
 
 // C (M, N) = alpha * op(A) @ op(B) + beta * C
 void matmul(float* C, const float* A, const float* B, int M, int N, int K,
             bool transA, bool transB, float alpha, float beta) {
   SL_CHECK(M >= 0 && N >= 0 && K >= 0, "matmul: negative size M=" + std::to_string(M) +
                                            " N=" + std::to_string(N) + " K=" + std::to_string(K));
-  Eigen::Map<RowMat> c(C, M, N);
-  if (beta == 0.0f) c.setZero();  // C may hold garbage (even NaN) when beta = 0
-  else if (beta != 1.0f) c *= beta;
-  if (K == 0) return;
+  if (M == 0 || N == 0) return;
+  if (K == 0) {  // no product: C = beta C (a BLAS would reject the leading dimension 0)
+    if (beta == 0.0f) std::memset(C, 0, sizeof(float) * M * N);  // C may hold garbage (even NaN)
+    else for (size_t i = 0; i < (size_t)M * N; i++) C[i] *= beta;
+    return;
+  }
   // A stored (M, K), or (K, M) when transA; likewise B stored (K, N) or (N, K).
+#if defined(SWITCHLORA_CBLAS)
+  // beta = 0 overwrites C in both libraries: garbage and NaN in C are never read.
+  cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N,
+              K, alpha, A, transA ? M : K, B, transB ? K : N, beta, C, N);
+#else
+  using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using ConstMap = Eigen::Map<const RowMat>;
+  Eigen::Map<RowMat> c(C, M, N);
+  if (beta == 0.0f) c.setZero();
+  else if (beta != 1.0f) c *= beta;
   ConstMap a(A, transA ? K : M, transA ? M : K);
   ConstMap b(B, transB ? N : K, transB ? K : N);
   if (!transA && !transB) c.noalias() += alpha * (a * b);
   else if (!transA && transB) c.noalias() += alpha * (a * b.transpose());
   else if (transA && !transB) c.noalias() += alpha * (a.transpose() * b);
   else c.noalias() += alpha * (a.transpose() * b.transpose());
+#endif
 }
 
 // With C = op(A) @ op(B):  d op(A) = dC @ op(B)^T  (M, K),  d op(B) = op(A)^T @ dC  (K, N).
