@@ -5,6 +5,7 @@
 #   make deps-test  + what the reference tests, benchmarks and plots need (PyTorch, matplotlib)
 #   make build      build/switchlora and the tests
 #   make data       the Brown corpus, tokenizer and shards in data/brown/
+#   make data-large Brown + State of the Union addresses + Moby-Dick in data/english/
 #   make test       every test (ctest)
 #   make test-asan  the CPU suite built with AddressSanitizer + UBSan (build-asan/)
 #   make fuzz       libFuzzer on the five loaders, FUZZ_SECONDS each (build-fuzz/, clang)
@@ -21,8 +22,12 @@ NODE_DEPS = $(if $(shell command -v npm),,nodejs npm)
 DEPS      = build-essential cmake pkg-config libeigen3-dev nlohmann-json3-dev doctest-dev \
             libopenblas-openmp-dev libblis-openmp-dev libopenmpi-dev openmpi-bin $(NODE_DEPS)
 DEPS_TEST = python3-torch python3-numpy libopenblas0-pthread python3-matplotlib
+# prepare --jsonl (C4's json.gz, T5's SentencePiece model); its tests train a
+# model with spm_train and compare our ids with Python's sentencepiece.
+DEPS      += libsentencepiece-dev zlib1g-dev
+DEPS_TEST += sentencepiece python3-sentencepiece
 
-.PHONY: all deps deps-test build data test test-asan fuzz demo bench clean
+.PHONY: all deps deps-test build data data-large test test-asan fuzz demo bench clean
 
 all: build
 
@@ -38,6 +43,9 @@ build:
 
 data: build
 	tools/prepare_data.sh $(BIN) data/brown
+
+data-large: build
+	tools/prepare_data.sh $(BIN) data/english english
 
 test: deps deps-test
 	$(MAKE) data

@@ -1,7 +1,13 @@
 #include "data/sha256.h"
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include "engine/error.h"
 
 namespace switchlora {
 namespace {
@@ -40,19 +46,50 @@ void compress(uint32_t h[8], const unsigned char* block) {
 
 }  // namespace
 
-std::string sha256_hex(const std::string& bytes) {
-  uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-  size_t full = bytes.size() / 64 * 64;
-  for (size_t i = 0; i < full; i += 64) compress(h, (const unsigned char*)bytes.data() + i);
+void Sha256::update(const void* data, size_t n) {
+  const unsigned char* p = (const unsigned char*)data;
+  total_ += n;
+  if (used_ > 0) {  // top up the waiting block first
+    size_t take = std::min(n, 64 - used_);
+    std::memcpy(block_ + used_, p, take);
+    used_ += take, p += take, n -= take;
+    if (used_ < 64) return;
+    compress(h_, block_);
+    used_ = 0;
+  }
+  for (; n >= 64; p += 64, n -= 64) compress(h_, p);
+  std::memcpy(block_ + used_, p, n);
+  used_ += n;
+}
+
+std::string Sha256::hex() {
   // Padding: 0x80, zeros, then the length in bits as a big-endian uint64.
-  std::string tail = bytes.substr(full) + '\x80';
-  while (tail.size() % 64 != 56) tail += '\0';
-  uint64_t bits = (uint64_t)bytes.size() * 8;
-  for (int i = 7; i >= 0; i--) tail += (char)(bits >> (8 * i));
-  for (size_t i = 0; i < tail.size(); i += 64) compress(h, (const unsigned char*)tail.data() + i);
+  uint64_t bits = total_ * 8;
+  unsigned char pad[72] = {0x80};
+  size_t zeros = (used_ < 56 ? 56 : 120) - used_;
+  for (int i = 0; i < 8; i++) pad[zeros + i] = (unsigned char)(bits >> (8 * (7 - i)));
+  update(pad, zeros + 8);
   char hex[65];
-  for (int i = 0; i < 8; i++) std::snprintf(hex + 8 * i, 9, "%08x", h[i]);
+  for (int i = 0; i < 8; i++) std::snprintf(hex + 8 * i, 9, "%08x", h_[i]);
   return std::string(hex, 64);
+}
+
+std::string sha256_hex(const std::string& bytes) {
+  Sha256 h;
+  h.update(bytes.data(), bytes.size());
+  return h.hex();
+}
+
+std::string sha256_file_hex(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) throw Error("cannot open " + path + ": " + std::strerror(errno));
+  Sha256 h;
+  std::vector<char> buf(1 << 20);
+  for (size_t n; (n = std::fread(buf.data(), 1, buf.size(), f)) > 0;) h.update(buf.data(), n);
+  bool bad = std::ferror(f);
+  std::fclose(f);
+  if (bad) throw Error("cannot read " + path);
+  return h.hex();
 }
 
 }  // namespace switchlora

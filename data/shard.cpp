@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "data/file_io.h"
+#include "data/mapped_shard.h"
 #include "engine/error.h"
 
 namespace switchlora {
@@ -40,13 +41,12 @@ void write_shard(const std::string& path, const std::vector<int32_t>& tokens, bo
   write_file_atomic(path, bytes);
 }
 
-std::vector<int32_t> read_shard(const std::string& path, int vocab_size) {
-  std::string bytes = read_file(path);
+ShardLayout parse_shard_header(const std::string& path, const char* head, uint64_t file_bytes) {
   int32_t header[kShardHeaderInts];
-  if (bytes.size() < sizeof header)
-    throw Error(path + ": " + std::to_string(bytes.size()) + " bytes is shorter than the " +
+  if (file_bytes < sizeof header)
+    throw Error(path + ": " + std::to_string(file_bytes) + " bytes is shorter than the " +
                 std::to_string(sizeof header) + "-byte shard header");
-  std::memcpy(header, bytes.data(), sizeof header);
+  std::memcpy(header, head, sizeof header);
   bool wide;
   if (header[0] == kShardMagic16) wide = false;
   else if (header[0] == kShardMagic32) wide = true;
@@ -59,26 +59,19 @@ std::vector<int32_t> read_shard(const std::string& path, int vocab_size) {
     throw Error(path + ": header version " + std::to_string(header[1]) + ", expected " + std::to_string(version) +
                 " for magic " + std::to_string(header[0]));
   if (header[2] < 0) throw Error(path + ": header token count " + std::to_string(header[2]) + " is negative");
-  size_t width = wide ? 4 : 2, n = (size_t)header[2];
-  size_t expected = sizeof header + n * width;
-  if (bytes.size() != expected)
-    throw Error(path + ": file is " + std::to_string(bytes.size()) + " bytes, but the header's token count " +
-                std::to_string(n) + " means " + std::to_string(expected));
-  std::vector<int32_t> tokens(n);
-  const char* in = bytes.data() + sizeof header;
-  for (size_t i = 0; i < n; i++) {
-    uint32_t t = 0;
-    if (wide) std::memcpy(&t, in + 4 * i, 4);
-    else {
-      uint16_t s;
-      std::memcpy(&s, in + 2 * i, 2);
-      t = s;
-    }
-    if (t >= (uint32_t)vocab_size)
-      throw Error(path + ": token " + std::to_string(t) + " at position " + std::to_string(i) +
-                  " is outside the vocabulary (vocab_size " + std::to_string(vocab_size) + ")");
-    tokens[i] = (int32_t)t;
-  }
+  uint64_t width = wide ? 4 : 2, n = (uint64_t)header[2];
+  uint64_t expected = sizeof header + n * width;
+  if (file_bytes != expected)
+    throw Error(path + ": file is " + std::to_string(file_bytes) + " bytes, but the header's token count " +
+                std::to_string(n) + " means " + std::to_string(expected) +
+                (file_bytes < expected ? " (a truncated shard?)" : ""));
+  return {wide, (int64_t)n};
+}
+
+std::vector<int32_t> read_shard(const std::string& path, int vocab_size) {
+  MappedShard shard(path);
+  std::vector<int32_t> tokens((size_t)shard.size());
+  shard.copy(0, shard.size(), tokens.data(), vocab_size);
   return tokens;
 }
 

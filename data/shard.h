@@ -22,6 +22,17 @@ void write_shard(const std::string& path, const std::vector<int32_t>& tokens, bo
 
 // Reads and validates: magic, version, file size against the token count,
 // and every token < vocab_size. Errors name the file, the field, the value.
+// (data/mapped_shard.h reads a shard without copying it into memory.)
 std::vector<int32_t> read_shard(const std::string& path, int vocab_size);
+
+// What a shard's header says, checked against the size of its file.
+struct ShardLayout {
+  bool wide;       // uint32 tokens (else uint16)
+  int64_t tokens;  // header[2]
+};
+// `head` holds the file's first min(file_bytes, 1024) bytes. Throws Error
+// naming `path` on a short file, a bad magic or version, a negative count, or
+// a file size that is not header + count * token width (a truncated shard).
+ShardLayout parse_shard_header(const std::string& path, const char* head, uint64_t file_bytes);
 
 }  // namespace switchlora

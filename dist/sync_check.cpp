@@ -41,7 +41,7 @@ uint64_t hash_bytes(const void* data, size_t bytes) {
 nlohmann::json describe_files(const std::vector<std::string>& paths) {
   nlohmann::json files = nlohmann::json::array();
   for (const std::string& path : paths) {
-    const std::string bytes = read_file(path);
+    const MappedFile bytes(path);  // hashed in place: a shard can be gigabytes
     char hex[17];
     std::snprintf(hex, sizeof hex, "%016llx", (unsigned long long)hash_bytes(bytes.data(), bytes.size()));
     files.push_back({{"file", std::filesystem::path(path).filename().string()},

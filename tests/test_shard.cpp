@@ -2,11 +2,14 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <unistd.h>
 
 #include "data/file_io.h"
+#include "data/mapped_shard.h"
+#include "data/shard_writer.h"
 #include "engine/error.h"
 #include "engine/rng.h"
 
@@ -90,4 +93,84 @@ TEST_CASE("write_shard rejects negative tokens and leaves no file behind") {
   std::filesystem::remove(path);
   CHECK_THROWS_WITH_AS(write_shard(path, {1, 2, -5}), doctest::Contains("token -5 at position 2"), Error);
   CHECK(!std::filesystem::exists(path));
+}
+
+TEST_CASE("the shard writer streams tokens into numbered shards, byte for byte what write_shard writes") {
+  Rng rng{3, 33, 0};
+  const std::string dir = temp_path("shard_writer");
+  for (int trial = 0; trial < 8; trial++) {
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    const bool wide = trial % 2 == 1;
+    const int64_t per_shard = 1 + (int64_t)rng.below(3000);
+    auto tokens = random_tokens(rng, rng.below(20000), wide ? 1u << 20 : 65536);
+    std::vector<std::string> names;
+    {
+      ShardWriter w(dir, "toy_train", per_shard, wide, 4);
+      for (size_t at = 0; at < tokens.size();) {  // in pieces of random size, some empty
+        size_t take = std::min<size_t>(tokens.size() - at, rng.below(1500));
+        w.add(tokens.data() + at, take);
+        at += take;
+      }
+      CHECK(w.tokens() == (int64_t)tokens.size());
+      names = w.finish();
+    }
+    INFO("trial ", trial, ": ", tokens.size(), " tokens, ", per_shard, " a shard");
+    REQUIRE(names.size() == (tokens.size() + per_shard - 1) / per_shard);
+    for (size_t s = 0; s < names.size(); s++) {
+      char want[64];
+      std::snprintf(want, sizeof want, "toy_train_%04zu.bin", s);
+      CHECK(names[s] == want);
+      const size_t begin = s * per_shard, end = std::min(tokens.size(), begin + per_shard);
+      const std::vector<int32_t> slice(tokens.begin() + begin, tokens.begin() + end);
+      write_shard(dir + "/reference.bin", slice, wide);
+      CHECK(read_file(dir + "/" + names[s]) == read_file(dir + "/reference.bin"));
+    }
+    std::filesystem::remove(dir + "/reference.bin");
+    CHECK((size_t)std::distance(std::filesystem::directory_iterator(dir), {}) == names.size());  // no temporaries
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("the shard writer refuses ids its width cannot hold and shard numbers its width cannot name") {
+  const std::string dir = temp_path("shard_writer_bad");
+  std::filesystem::create_directories(dir);
+  {
+    ShardWriter w(dir, "x", 100, false);
+    const int32_t big[] = {1, 2, 70000};
+    CHECK_THROWS_WITH_AS(w.add(big, 3), doctest::Contains("x_000.bin: token 70000 does not fit a uint16 shard"), Error);
+  }
+  CHECK(std::filesystem::is_empty(dir));  // the unfinished shard's temporary is gone
+  {
+    ShardWriter w(dir, "y", 1, false, 1);
+    std::vector<int32_t> t(10, 5);
+    w.add(t.data(), t.size());
+    const int32_t one = 1;
+    CHECK_THROWS_WITH_AS(w.add(&one, 1), doctest::Contains("do not fit 1-digit numbers"), Error);
+  }
+  CHECK_THROWS_WITH_AS(ShardWriter(dir, "z", 0, false), doctest::Contains("shard size 0 tokens"), Error);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a mapped shard copies any range and names the file of a truncated shard") {
+  Rng rng{4, 34, 0};
+  const std::string path = temp_path("shard_map");
+  for (bool wide : {false, true}) {
+    auto tokens = random_tokens(rng, 5000, wide ? 1u << 20 : 65536);
+    write_shard(path, tokens, wide);
+    MappedShard m(path);
+    CHECK(m.size() == 5000);
+    CHECK(m.wide() == wide);
+    for (int trial = 0; trial < 20; trial++) {
+      int64_t begin = (int64_t)rng.below(5000), count = (int64_t)rng.below(5000 - begin + 1);
+      std::vector<int32_t> got(count);
+      m.copy(begin, count, got.data(), 1 << 20);
+      CHECK(std::equal(got.begin(), got.end(), tokens.begin() + begin));
+    }
+  }
+  std::string bytes = read_file(path);
+  write_file_atomic(path, bytes.substr(0, bytes.size() - 4));
+  CHECK_THROWS_WITH_AS(MappedShard{path}, doctest::Contains((path + ": file is").c_str()), Error);
+  CHECK_THROWS_WITH_AS(MappedShard{path}, doctest::Contains("(a truncated shard?)"), Error);
+  std::filesystem::remove(path);
 }
