@@ -134,39 +134,41 @@ class Plan:
     def best_lr(self, size, method):
         return self.sweep(size, method)[1]
 
+    def row_lr(self, size, method):
+        """The rate a row's seeds run at: a from-scratch method's own sweep's
+        best; the derived rows (*_warm, *+na_lr) take their method's, so they
+        differ from it in one thing only (and cost no sweep of their own)."""
+        parent = method.split("+")[0].replace("_warm", "")
+        return self.best_lr(size, parent if parent != method else method)
+
     def runs(self):
         """Every run that can be named now (finished or not)."""
         p, out = self.p, []
         for size, s in p["sizes"].items():
             rank, steps, warm = s["rank"], p["steps"], p["warm_steps"]
             full_best = self.best_lr(size, "full")
+            keep = warm if any(m.endswith("_warm") for m in p["methods"]) else None
             for method in p["methods"]:
-                base = method.split("+")[0]
-                warm_start = base.endswith("_warm")
-                ablation = method.endswith("+na_lr")
+                warm_start = method.split("+")[0].endswith("_warm")
                 own = steps - warm if warm_start else steps
                 flags = self.common(size) + ["--num_training_steps", own] + \
                     P.method_flags(method, rank, steps, warm if warm_start else 0)
-                deps = []
-                if ablation:  # at the method's own best rate: needs its sweep and full's
-                    lr = self.best_lr(size, base)
+                if method.endswith("+na_lr") or warm_start:  # derived rows: every seed at the parent's best
+                    lr = self.row_lr(size, method)
                     if lr is None or full_best is None:
                         continue
                     for seed in p["seeds"]:
-                        out.append(Run(size, method, lr, seed, flags + ["--non_adapter_lr", full_best]))
+                        if warm_start:  # from the full-rank run's weights at step `warm`, same seed
+                            src = f"{size}/full/lr{fmt_lr(full_best)}_seed{seed}"
+                            out.append(Run(size, method, lr, seed, flags, [src], src))
+                        else:
+                            out.append(Run(size, method, lr, seed, flags + ["--non_adapter_lr", full_best]))
                     continue
                 lrs, best = self.sweep(size, method)
-                sweep = [(lr, 0) for lr in lrs]
                 seeds = [(best, seed) for seed in p["seeds"][1:]] if best is not None else []
-                for lr, seed in sweep + seeds:
-                    src = None
-                    if warm_start:  # the full-rank run's weights at step `warm`, same seed
-                        if full_best is None:
-                            break
-                        src = f"{size}/full/lr{fmt_lr(full_best)}_seed{seed}"
+                for lr, seed in [(lr, 0) for lr in lrs] + seeds:
                     # Full-rank runs keep their checkpoint at `warm`: the warm rows start from it.
-                    keep = warm if method == "full" and any(m.endswith("_warm") for m in p["methods"]) else None
-                    out.append(Run(size, method, lr, seed, flags, [src] if src else [], src, keep))
+                    out.append(Run(size, method, lr, seed, flags, keep=keep if method == "full" else None))
         return out
 
 
@@ -292,8 +294,7 @@ def report(plan, preset_name):
     rows = {}
     for size in p["sizes"]:
         for method in p["methods"]:
-            base = method.split("+")[0]
-            best = plan.best_lr(size, base if method.endswith("+na_lr") else method)
+            best = plan.row_lr(size, method)
             at_best = [r for r in results if r["size"] == size and r["method"] == method and
                        best is not None and fmt_lr(r["lr"]) == fmt_lr(best)]
             rows[(size, method)] = {"lr": best, "runs": at_best}
