@@ -76,9 +76,10 @@ def fmt_lr(lr):
 class Run:
     """One training run: its id, flags, and what it waits for."""
 
-    def __init__(self, size, method, lr, seed, flags, deps=(), warm_from=None, keep=None):
+    def __init__(self, size, method, lr, seed, flags, warm_from=None, keep=None):
         self.size, self.method, self.lr, self.seed = size, method, lr, seed
-        self.flags, self.deps, self.warm_from, self.keep = flags, list(deps), warm_from, keep
+        self.flags, self.warm_from, self.keep = flags, warm_from, keep
+        self.deps = [warm_from] if warm_from else []
         self.id = f"{size}/{method}/lr{fmt_lr(lr)}_seed{seed}"
 
 
@@ -113,10 +114,9 @@ class Plan:
         The sweep starts at the recommended rate times each multiplier; when
         the best is at an edge it grows by one more step that way, up to
         `max_sweep_extensions` times, so the optimum is bracketed."""
-        base = method.split("+")[0].replace("_warm", "")
         mult = self.p["lr_multipliers"]
         ratio = mult[1] / mult[0]
-        lrs = [P.RECOMMENDED_LR[base] * m for m in mult]
+        lrs = [P.RECOMMENDED_LR[P.parent(method)] * m for m in mult]
         for extension in range(self.p["max_sweep_extensions"] + 1):
             results = [self.result(f"{size}/{method}/lr{fmt_lr(lr)}_seed0") for lr in lrs]
             if any(r is None for r in results):
@@ -138,8 +138,7 @@ class Plan:
         """The rate a row's seeds run at: a from-scratch method's own sweep's
         best; the derived rows (*_warm, *+na_lr) take their method's, so they
         differ from it in one thing only (and cost no sweep of their own)."""
-        parent = method.split("+")[0].replace("_warm", "")
-        return self.best_lr(size, parent if parent != method else method)
+        return self.best_lr(size, P.parent(method))
 
     def runs(self):
         """Every run that can be named now (finished or not)."""
@@ -160,7 +159,7 @@ class Plan:
                     for seed in p["seeds"]:
                         if warm_start:  # from the full-rank run's weights at step `warm`, same seed
                             src = f"{size}/full/lr{fmt_lr(full_best)}_seed{seed}"
-                            out.append(Run(size, method, lr, seed, flags, [src], src))
+                            out.append(Run(size, method, lr, seed, flags, warm_from=src))
                         else:
                             out.append(Run(size, method, lr, seed, flags + ["--non_adapter_lr", full_best]))
                     continue
@@ -215,12 +214,12 @@ class Lanes:
         run_dir = self.plan.dir(run.id)
         os.makedirs(run_dir, exist_ok=True)
         p = self.plan.p
+        # A run that keeps the warm start of the *_warm rows saves exactly at that step.
+        save_every = run.keep or max(1, p["steps"] // 4)
         flags = [str(x) for x in run.flags] + ["--lr", fmt_lr(run.lr), "--seed", str(run.seed),
                                                "--save_dir", os.path.join(run_dir, "ckpt"), "--autoresume",
-                                               "--save_every", str(max(1, p["steps"] // 4)),
+                                               "--save_every", str(save_every),
                                                "--keep_checkpoints", "0" if run.keep else "1"]
-        if run.keep:  # the warm start of the *_warm rows: a checkpoint at exactly that step
-            flags[flags.index("--save_every") + 1] = str(run.keep)
         if run.warm_from:
             flags += ["--warmed_up_model", checkpoint_path(self.plan.dir(run.warm_from), p["warm_steps"])]
         cmd = [self.bin, "train"] + flags

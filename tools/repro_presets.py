@@ -22,10 +22,16 @@ Methods are named by the row of the table they make:
 RECOMMENDED_LR = {"full": 1e-3, "lora": 1e-2, "relora": 1e-3, "galore": 1e-2, "switchlora": 2e-2}
 
 
+def parent(method):
+    """The from-scratch method a row derives from: switchlora_warm+na_lr -> switchlora."""
+    return method.split("+")[0].replace("_warm", "")
+
+
 def method_flags(method, rank, steps, warm_steps):
-    """The train flags of one method at LoRA/GaLore rank `rank` over `steps` steps."""
-    base = method.split("+")[0].replace("_warm", "")
-    own = steps - warm_steps if method.endswith("_warm") or "_warm+" in method else steps
+    """The train flags of one method at LoRA/GaLore rank `rank` over a budget
+    of `steps` steps, `warm_steps` of them the full-rank warm start's."""
+    base = parent(method)
+    own = steps - warm_steps  # the caller passes 0 but for the *_warm rows
     if base == "full":
         return []
     if base == "lora":
