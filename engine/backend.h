@@ -109,7 +109,7 @@ class Backend {
   // C: (M, N)   op(A): (M, K), A stored (M, K), or (K, M) when transA
   //             op(B): (K, N), B stored (K, N), or (N, K) when transB
   // Row-major, contiguous. beta = 0 overwrites C (C may be uninitialised, even NaN).
-  // engine/cpu/matmul.cpp (Eigen), engine/cuda/matmul.cu (cuBLAS).
+  // engine/cpu/matmul.cpp (OpenBLAS, BLIS or Eigen: CMake SWITCHLORA_BLAS), engine/cuda/matmul.cu (cuBLAS).
   // gemm multiplies at precision p, whatever precision() is (throws if this
   // backend lacks p); matmul is gemm at precision().
   virtual void gemm(float* C, const float* A, const float* B, int M, int N, int K, bool transA,
