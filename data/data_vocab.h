@@ -12,6 +12,7 @@
 namespace switchlora {
 
 constexpr const char* kMetaFile = "meta.json";
+constexpr const char* kSentencePieceFile = "sentencepiece.model";
 
 struct DataVocab {
   std::string tokenizer;  // "bpe" or "sentencepiece"

@@ -29,7 +29,6 @@ namespace switchlora {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr const char* kModelFile = "sentencepiece.model";
 constexpr size_t kBatchBytes = 1 << 20, kBatchLines = 4096;  // a unit of work for one thread
 
 struct Input {
@@ -265,14 +264,14 @@ void prepare_jsonl(const JsonlOptions& o) {
 
   nlohmann::json meta = {{"format", 1},
                          {"tokenizer", "sentencepiece"},
-                         {"tokenizer_file", kModelFile},
+                         {"tokenizer_file", kSentencePieceFile},
                          {"tokenizer_sha256", sha256_hex(sp.model_bytes())},
                          {"vocab_size", sp.vocab_size()},
                          {"eot_token", eot},
                          {"eot_before_every_document", true},
                          {"token_bytes", wide ? 4 : 2},
                          {"shard_tokens", o.shard_tokens}};
-  std::vector<std::string> files = {kModelFile, kMetaFile};
+  std::vector<std::string> files = {kSentencePieceFile, kMetaFile};
   for (bool is_val : {false, true}) {
     nlohmann::json split = {{"inputs", nlohmann::json::array()}, {"documents", 0}, {"tokens", 0}};
     for (auto& in : inputs)
@@ -288,7 +287,7 @@ void prepare_jsonl(const JsonlOptions& o) {
     for (auto& s : split["shards"]) files.push_back(s.get<std::string>());
     meta[name] = split;
   }
-  write_file_atomic(dir.path() + "/" + kModelFile, sp.model_bytes());
+  write_file_atomic(dir.path() + "/" + kSentencePieceFile, sp.model_bytes());
   write_file_atomic(dir.path() + "/" + kMetaFile, meta.dump(2) + "\n");
   std::string sums;
   for (auto& file : files) sums += sha256_file_hex(dir.path() + "/" + file) + "  " + file + "\n";

@@ -44,6 +44,16 @@ std::vector<int32_t> SentencePiece::encode(const std::string& text) const {
   return std::vector<int32_t>(ids.begin(), ids.end());
 }
 
+std::string SentencePiece::decode(const std::vector<int32_t>& ids) const {
+  std::vector<int> known(ids.begin(), ids.end());
+  for (int& id : known)
+    if (id < 0 || id >= vocab_size()) id = impl_->sp.unk_id();
+  std::string text;
+  const auto status = impl_->sp.Decode(known, &text);
+  if (!status.ok()) throw Error("SentencePiece cannot decode ids: " + status.ToString());
+  return text;
+}
+
 int SentencePiece::vocab_size() const { return impl_->sp.GetPieceSize(); }
 int32_t SentencePiece::eos_id() const { return impl_->sp.eos_id(); }
 
@@ -66,6 +76,7 @@ SentencePiece SentencePiece::load(const std::string& path, const std::string& fl
 }
 SentencePiece SentencePiece::clone() const { return load("", ""); }
 std::vector<int32_t> SentencePiece::encode(const std::string&) const { return {}; }
+std::string SentencePiece::decode(const std::vector<int32_t>&) const { return {}; }
 int SentencePiece::vocab_size() const { return 0; }
 int32_t SentencePiece::eos_id() const { return -1; }
 SentencePiece::SentencePiece(SentencePiece&&) noexcept = default;

@@ -23,6 +23,8 @@ class SentencePiece {
   // Thread-compatible: call from one thread at a time (or keep a copy each,
   // see clone()).
   std::vector<int32_t> encode(const std::string& text) const;
+  // Ids at or above vocab_size() (T5's extra ids) decode as the unknown piece.
+  std::string decode(const std::vector<int32_t>& ids) const;
   SentencePiece clone() const;  // an independent processor of the same model
 
   int vocab_size() const;  // pieces: every id encode() can return is below it

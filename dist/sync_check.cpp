@@ -38,14 +38,32 @@ uint64_t hash_bytes(const void* data, size_t bytes) {
   return h;
 }
 
+uint64_t fingerprint_file(const std::string& path) {
+  // A file up to kWhole bytes is hashed whole. A larger one (a C4 shard is
+  // hundreds of MB, a corpus hundreds of them) by its size and kSamples blocks
+  // of kBlock bytes spread evenly from its first byte to its last, so a start
+  // reads a few MB per shard, not the corpus: a different tokenizer, corpus
+  // or cut changes every block; a lone flipped byte between samples does not.
+  constexpr size_t kWhole = (size_t)16 << 20, kBlock = (size_t)64 << 10;
+  constexpr int kSamples = 32;
+  const MappedFile bytes(path);
+  if (bytes.size() <= kWhole) return hash_bytes(bytes.data(), bytes.size());
+  bytes.advise_random();
+  uint64_t h = splitmix64(bytes.size());
+  for (int i = 0; i < kSamples; i++) {
+    const size_t at = (bytes.size() - kBlock) * i / (kSamples - 1);  // 0 .. size - kBlock
+    h = splitmix64(h ^ hash_bytes(bytes.data() + at, kBlock));
+  }
+  return h;
+}
+
 nlohmann::json describe_files(const std::vector<std::string>& paths) {
   nlohmann::json files = nlohmann::json::array();
   for (const std::string& path : paths) {
-    const MappedFile bytes(path);  // hashed in place: a shard can be gigabytes
     char hex[17];
-    std::snprintf(hex, sizeof hex, "%016llx", (unsigned long long)hash_bytes(bytes.data(), bytes.size()));
+    std::snprintf(hex, sizeof hex, "%016llx", (unsigned long long)fingerprint_file(path));
     files.push_back({{"file", std::filesystem::path(path).filename().string()},
-                     {"bytes", bytes.size()},
+                     {"bytes", std::filesystem::file_size(path)},
                      {"hash", hex}});
   }
   return files;

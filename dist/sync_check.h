@@ -19,8 +19,13 @@ namespace switchlora {
 // 8-byte word always changes it). Parallel, yet independent of the thread count.
 uint64_t hash_bytes(const void* data, size_t bytes);
 
-// {"file": base name, "bytes": size, "hash": hex digest} for each path, so
-// two ranks can compare their data without sending it.
+// A digest of a file: of all of it up to 16 MiB, else of its size and 32
+// blocks of 64 KiB spread over it (2 MiB read however large the shard).
+uint64_t fingerprint_file(const std::string& path);
+
+// {"file": base name, "bytes": size, "hash": fingerprint_file} for each path,
+// so two ranks can compare their data without sending it, in time
+// independent of the corpus size.
 nlohmann::json describe_files(const std::vector<std::string>& paths);
 
 // Returns when every rank passed the same identity (one all_equal of its

@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "data/data_tokenizer.h"
 #include "data/file_io.h"
 #include "engine/error.h"
 #include "model/lora.h"
@@ -191,9 +192,8 @@ void export_model(const Llama& model, const std::string& data_dir, const std::st
   if (fs::exists(out) && !is_export_dir(out.string()) && !(fs::is_directory(out) && fs::is_empty(out)))
     throw Error("--out " + out.string() + " exists and is not an export (no model.safetensors + config.json); "
                 "refusing to replace it");
-  for (const char* f : {"encoder.json", "vocab.bpe"})
-    if (!fs::is_regular_file(fs::path(data_dir) / f))
-      throw Error("tokenizer file " + (fs::path(data_dir) / f).string() + " not found (pass --data DIR)");
+  // Loaded, not just looked for: an export never carries a broken tokenizer.
+  const std::vector<std::string> tokenizer_files = DataTokenizer::load(data_dir).files();
 
   const fs::path tmp = out.string() + ".tmp." + std::to_string(getpid());
   fs::remove_all(tmp);
@@ -202,7 +202,7 @@ void export_model(const Llama& model, const std::string& data_dir, const std::st
     save_safetensors((tmp / "model.safetensors").string(), merged_tensors(model),
                      {{"format", "pt"}, {"data", data_dir}});
     write_file_atomic((tmp / "config.json").string(), config_to_json(model.config) + "\n");
-    for (const char* f : {"encoder.json", "vocab.bpe"})
+    for (const std::string& f : tokenizer_files)
       write_file_atomic((tmp / f).string(), read_file((fs::path(data_dir) / f).string()));
     // A reader sees the old export or the new one, whole: a fresh name is
     // one rename; an old export is swapped with the new one in one call

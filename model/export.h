@@ -11,7 +11,8 @@
 //   model.safetensors   every weight under its HF name, float32; LoRA
 //                       adapters merged into their layer, W + s B A
 //   config.json         config_to_json (model/config.h)
-//   encoder.json, vocab.bpe   the run's tokenizer (data/tokenizer.h)
+//   encoder.json, vocab.bpe   the run's tokenizer (data/data_tokenizer.h): BPE,
+//   or meta.json, sentencepiece.model   SentencePiece (prepare --jsonl)
 #pragma once
 #include <cstdint>
 #include <map>

@@ -5,6 +5,10 @@
 #include <doctest/doctest.h>
 
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <unistd.h>
 #include <vector>
 
 #include "dist_cli.h"
@@ -48,6 +52,36 @@ TEST_CASE("hash_bytes: equal bytes give equal digests and any one changed word c
   // The length is part of the digest: a trailing zero is not invisible.
   y.push_back(0.0f);
   CHECK(hash_bytes(y.data(), y.size() * 4) != h);
+}
+
+TEST_CASE("fingerprint_file: a small file whole, a large one by blocks spread from its first byte to its last") {
+  const std::string path =
+      (std::filesystem::temp_directory_path() / ("fingerprint_" + std::to_string(getpid()) + ".bin")).string();
+  auto write = [&](const std::vector<unsigned char>& bytes) {
+    std::ofstream f(path, std::ios::binary | std::ios::trunc);
+    f.write((const char*)bytes.data(), (std::streamsize)bytes.size());
+  };
+  Rng rng{3, 4, 0};
+  for (size_t size : {(size_t)1 << 20, (size_t)40 << 20}) {
+    std::vector<unsigned char> x(size);
+    for (unsigned char& c : x) c = (unsigned char)rng.below(256);
+    write(x);
+    const uint64_t h = fingerprint_file(path);
+    CHECK(fingerprint_file(path) == h);
+    // The first and last byte are in every fingerprint; so is the middle of a
+    // small file and of the large one's 16th block (of 32, 64 KiB each).
+    const size_t block16 = (size - (64 << 10)) * 16 / 31 + 1000;
+    for (size_t at : {(size_t)0, size - 1, size == ((size_t)1 << 20) ? size / 2 : block16}) {
+      x[at] ^= 0x20;
+      write(x);
+      CHECK_MESSAGE(fingerprint_file(path) != h, "size ", size, ", flipped byte ", at);
+      x[at] ^= 0x20;
+    }
+    x.push_back(0);  // the size is part of it
+    write(x);
+    CHECK(fingerprint_file(path) != h);
+  }
+  std::filesystem::remove(path);
 }
 
 TEST_CASE("a process not started by mpirun gets the single-process communicator") {

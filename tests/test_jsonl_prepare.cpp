@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "data/brown.h"
+#include "data/data_tokenizer.h"
 #include "data/data_vocab.h"
 #include "data/file_io.h"
 #include "data/loader.h"
@@ -325,4 +326,46 @@ TEST_CASE("train takes its vocabulary from meta.json and refuses a smaller --voc
   INFO(r.output);
   CHECK(r.rc == 0);
   CHECK(r.output.find("V=2000 ") != std::string::npos);
+}
+
+TEST_CASE("sample and export read a SentencePiece data directory; decode equals Python's" *
+          doctest::skip(!have_sentencepiece())) {
+  const std::string in = kBase + "/sp_in", out = kBase + "/sp_out", run = kBase + "/sp_run";
+  std::string lines;
+  const std::vector<std::string> docs = brown_texts(40'000);
+  for (size_t i = 0; i < docs.size(); i++) lines += json_line(docs[i], (int)i);
+  write_input(in, "c4-train.json.gz", lines);
+  write_input(in, "c4-validation.json.gz", json_line(docs[0], 0));
+  REQUIRE(prepare("--jsonl '" + in + "/*' --sentencepiece " + spm_model() + " --out " + out).rc == 0);
+
+  // Python's decode of Python's ids of a document is ours, and ours of ids
+  // beyond the pieces (T5's extra ids) is the unknown piece's.
+  const std::vector<int32_t> ids = python_ids({in + "/c4-validation.json.gz"});
+  const std::string script = kBase + "/decode.py";
+  write_file_atomic(script, "import json, sys\nimport sentencepiece as spm\n"
+                            "sp = spm.SentencePieceProcessor(model_file=sys.argv[1])\n"
+                            "sys.stdout.write(sp.decode(json.load(open(sys.argv[2]))))\n");
+  write_file_atomic(kBase + "/ids.json", nlohmann::json(ids).dump());
+  test::RunResult py = test::run("/usr/bin/python3 " + script + " " + spm_model() + " " + kBase + "/ids.json");
+  REQUIRE_MESSAGE(py.rc == 0, py.output);
+  const DataTokenizer tok = DataTokenizer::load(out);
+  CHECK(tok.decode(ids) == py.output);
+  CHECK(tok.decode({5, 2000, 2099}) == tok.decode({5, 0, 0}));  // spm_train's unknown piece is id 0
+  CHECK(tok.files() == std::vector<std::string>{kMetaFile, kSentencePieceFile});
+
+  REQUIRE(test::run(test::bin() + " train --model_config configs/llama_tiny.json --data " + out +
+                    " --batch_size 2 --max_length 16 --num_training_steps 4 --eval_every 100 --max_eval_batches 1"
+                    " --save_dir " + run).rc == 0);
+  const std::string greedy = " --prompt 'The jury said' --max_new_tokens 12 --temperature 0";
+  test::RunResult from_run = test::run(test::bin() + " sample --checkpoint " + run + greedy);
+  INFO(from_run.output);
+  REQUIRE(from_run.rc == 0);
+  CHECK(from_run.output.rfind("The jury said", 0) == 0);
+  CHECK(from_run.output.size() > std::string("The jury said\n").size());
+  test::RunResult ex = test::run(test::bin() + " export --checkpoint " + run + " --out " + kBase + "/sp_hf");
+  REQUIRE_MESSAGE(ex.rc == 0, ex.output);
+  CHECK(read_file(kBase + "/sp_hf/sentencepiece.model") == read_file(spm_model()));
+  CHECK(read_file(kBase + "/sp_hf/meta.json") == read_file(out + "/meta.json"));
+  test::RunResult from_export = test::run(test::bin() + " sample --checkpoint " + kBase + "/sp_hf" + greedy);
+  CHECK(from_export.output == from_run.output);
 }

@@ -6,7 +6,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "data/tokenizer.h"
+#include "data/data_tokenizer.h"
 #include "engine/error.h"
 #include "engine/rng.h"
 #include "model/export.h"
@@ -50,13 +50,16 @@ int cmd_sample(int argc, char** argv) {
   auto model = load_model(path, &trained_on, backend_for(device));
   // An export carries its own copy of the tokenizer.
   if (data.empty()) data = is_export_dir(path) ? path : trained_on;
-  const Tokenizer tok = Tokenizer::load(data);
+  const DataTokenizer tok = DataTokenizer::load(data);
   std::vector<int32_t> ids = tok.encode(prompt);
   if (ids.empty()) ids.push_back(tok.eot_token());
   const int V = model->config.vocab_size, Tmax = model->config.max_sequence_length;
   Rng rng{(uint64_t)seed, kStreamSample, 0};
   std::vector<float> last(V);  // the logits of the last position
+  // Each step prints what the new token adds to the decoded text: a
+  // SentencePiece piece alone decodes without its leading space.
   std::printf("%s", prompt.c_str());
+  size_t printed = tok.decode(ids).size();
   for (int i = 0; i < max_new; i++) {
     const int start = std::max(0, (int)ids.size() - Tmax);
     const int T = (int)ids.size() - start;
@@ -65,7 +68,9 @@ int cmd_sample(int argc, char** argv) {
     const int32_t next = sample_token(last.data(), V, temperature, top_k, rng);
     if (next == tok.eot_token()) break;
     ids.push_back(next);
-    std::printf("%s", tok.decode({next}).c_str());
+    const std::string text = tok.decode(ids);
+    if (text.size() > printed) std::printf("%s", text.c_str() + printed);
+    printed = std::max(printed, text.size());
     std::fflush(stdout);
   }
   std::printf("\n");
