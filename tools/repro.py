@@ -336,6 +336,19 @@ def report(plan, preset_name):
             lines.append(f"| {method} | {fmt_lr(c['lr'])} | {c['trainable'] / 1e6:.2f} M | "
                          f"{c['allreduce_bytes_per_step'] / 1e6:.2f} MB | {c['peak_rss_mb']:.0f} MB | "
                          f"{c['tokens_per_s']:.0f} |")
+    for s in sizes:  # the sweeps: is each best rate inside its sweep, and by how much?
+        lines += ["", f"{s}: learning-rate sweeps (seed 0, final validation perplexity; ** = the rate chosen)", "",
+                  "| method | rate: perplexity |", "|---|---|"]
+        for method in p["methods"]:
+            if method != P.parent(method):
+                continue  # derived rows run at their parent's rate
+            lrs, best = plan.sweep(s, method)
+            cells = []
+            for lr in lrs:
+                r = plan.result(f"{s}/{method}/lr{fmt_lr(lr)}_seed0")
+                mark = "**" if best is not None and fmt_lr(lr) == fmt_lr(best) else ""
+                cells.append(f"{mark}{fmt_lr(lr)}: {r['final_val_ppl']:.2f}{mark}" if r else f"{fmt_lr(lr)}: —")
+            lines.append(f"| {method} | " + ", ".join(cells) + " |")
     lines += ["", "Differences of mean final validation loss (a row minus full rank, and minus LoRA), "
               "with two standard errors of the difference; * marks a difference beyond 2 SE.", "",
               "| size | method | − full | − LoRA |", "|---|---|---|---|"]

@@ -4,8 +4,8 @@
 // outlives a call.
 //
 // Work is split over (b, h) pairs. A head is copied into contiguous (T, HS)
-// blocks so the products can run as GEMMs (Eigen inside an OpenMP region
-// runs single-threaded, one head per thread); queries go in tiles of kTile
+// blocks so the products can run as GEMMs, one head per thread
+// (matmul_in_thread: Eigen on the calling thread); queries go in tiles of kTile
 // rows, so the scores are a (kTile, T) scratch per thread. A tile's rows
 // t0 .. t0+tq-1 see keys 0 .. t0+tq-1, so only the tile's own diagonal block
 // computes masked entries.
@@ -51,7 +51,8 @@ void attention_forward(float* out, float* lse, const float* q, const float* k,
 #pragma omp parallel
   {
     std::vector<float> qh((size_t)T * HS), kh(qh.size()), vh(qh.size()), oh(qh.size());
-    std::vector<float> S((size_t)kTile * T);  // (tq, ns) scores, then probabilities
+    std::vector<float> S((size_t)kTile * T);  // (tq, ns) scores, then exp(score - max)
+    std::vector<float> inv_sum(kTile);       // 1 / each row's sum of exp
 #pragma omp for collapse(2) schedule(dynamic, 1)
     for (int b = 0; b < B; b++)
       for (int h = 0; h < NH; h++) {
@@ -62,7 +63,7 @@ void attention_forward(float* out, float* lse, const float* q, const float* k,
         for (int t0 = 0; t0 < T; t0 += kTile) {
           int tq = std::min(kTile, T - t0), ns = t0 + tq;
           // S (tq, ns) = scale * Q[t0 : t0+tq] K[0 : ns]^T
-          matmul(S.data(), qh.data() + (int64_t)t0 * HS, kh.data(), tq, ns, HS, false, true, scale);
+          matmul_in_thread(S.data(), qh.data() + (int64_t)t0 * HS, kh.data(), tq, ns, HS, false, true, scale);
           for (int r = 0; r < tq; r++) {
             int t = t0 + r;
             float* row = S.data() + (int64_t)r * ns;
@@ -75,13 +76,17 @@ void attention_forward(float* out, float* lse, const float* q, const float* k,
               row[s] = vexp(row[s] - mx);
               sum += row[s];
             }
-            float inv = 1.0f / sum;
-            for (int s = 0; s <= t; s++) row[s] *= inv;
             for (int s = t + 1; s < ns; s++) row[s] = 0.0f;  // the causal mask
+            inv_sum[r] = 1.0f / sum;
             lse_bh[t] = mx + std::log(sum);
           }
-          // O[t0 : t0+tq] (tq, HS) = P (tq, ns) @ V[0 : ns]
-          matmul(oh.data() + (int64_t)t0 * HS, S.data(), vh.data(), tq, HS, ns, false, false);
+          // O[t0 : t0+tq] (tq, HS) = P (tq, ns) @ V[0 : ns], P = row / sum: the
+          // division is done on O's HS columns, not on the row's ns scores.
+          float* o_tile = oh.data() + (int64_t)t0 * HS;
+          matmul_in_thread(o_tile, S.data(), vh.data(), tq, HS, ns, false, false);
+          for (int r = 0; r < tq; r++)
+#pragma omp simd
+            for (int i = 0; i < HS; i++) o_tile[(int64_t)r * HS + i] *= inv_sum[r];
         }
         scatter_head(out, oh.data(), b, h, T, NH, HS);
       }
@@ -127,7 +132,7 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout,
           int tq = std::min(kTile, T - t0), ns = t0 + tq;
           const float* q_tile = qh.data() + (int64_t)t0 * HS;
           const float* do_tile = doh.data() + (int64_t)t0 * HS;
-          matmul(P.data(), q_tile, kh.data(), tq, ns, HS, false, true, scale);
+          matmul_in_thread(P.data(), q_tile, kh.data(), tq, ns, HS, false, true, scale);
           for (int r = 0; r < tq; r++) {
             int t = t0 + r;
             float* row = P.data() + (int64_t)r * ns;
@@ -136,9 +141,9 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout,
             for (int s = 0; s <= t; s++) row[s] = vexp(row[s] - l);
             for (int s = t + 1; s < ns; s++) row[s] = 0.0f;  // the causal mask
           }
-          if (dv) matmul(dvh.data(), P.data(), do_tile, ns, HS, tq, true, false, 1.0f, 1.0f);
+          if (dv) matmul_in_thread(dvh.data(), P.data(), do_tile, ns, HS, tq, true, false, 1.0f, 1.0f);
           if (!dq && !dk) continue;
-          matmul(dS.data(), do_tile, vh.data(), tq, ns, HS, false, true);  // dP
+          matmul_in_thread(dS.data(), do_tile, vh.data(), tq, ns, HS, false, true);  // dP
           for (int r = 0; r < tq; r++) {
             float* ds_row = dS.data() + (int64_t)r * ns;
             const float* p_row = P.data() + (int64_t)r * ns;
@@ -146,8 +151,8 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout,
 #pragma omp simd
             for (int s = 0; s < ns; s++) ds_row[s] = p_row[s] * (ds_row[s] - Dt);
           }
-          if (dq) matmul(dqh.data() + (int64_t)t0 * HS, dS.data(), kh.data(), tq, HS, ns, false, false, scale, 1.0f);
-          if (dk) matmul(dkh.data(), dS.data(), q_tile, ns, HS, tq, true, false, scale, 1.0f);
+          if (dq) matmul_in_thread(dqh.data() + (int64_t)t0 * HS, dS.data(), kh.data(), tq, HS, ns, false, false, scale, 1.0f);
+          if (dk) matmul_in_thread(dkh.data(), dS.data(), q_tile, ns, HS, tq, true, false, scale, 1.0f);
         }
         if (dq) scatter_add_head(dq, dqh.data(), b, h, T, NH, HS);
         if (dk) scatter_add_head(dk, dkh.data(), b, h, T, NH, HS);

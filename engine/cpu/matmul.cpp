@@ -1,4 +1,6 @@
 // Matrix multiply and the bias-free linear layer: the only BLAS call site.
+// (matmul_in_thread, for the small products attention runs on each thread of
+// its own OpenMP loop, is always Eigen's: see ops.h.)
 // The library is chosen when the engine is built (CMake's SWITCHLORA_BLAS,
 // DESIGN §9): OpenBLAS or BLIS through their CBLAS interface (Debian's OpenMP
 // builds, so their threads are the engine's OpenMP threads), or Eigen, which
@@ -6,9 +8,8 @@
 // stored transpose is a transpose flag to every library: nothing is copied.
 #if defined(SWITCHLORA_CBLAS)
 #include <cblas.h>
-#else
-#include <Eigen/Core>
 #endif
+#include <Eigen/Core>
 #include <cstring>
 
 #include "engine/error.h"
@@ -24,23 +25,10 @@ const char* gemm_library() {
 #endif
 }
 
-// C (M, N) = alpha * op(A) @ op(B) + beta * C
-void matmul(float* C, const float* A, const float* B, int M, int N, int K,
-            bool transA, bool transB, float alpha, float beta) {
-  SL_CHECK(M >= 0 && N >= 0 && K >= 0, "matmul: negative size M=" + std::to_string(M) +
-                                           " N=" + std::to_string(N) + " K=" + std::to_string(K));
-  if (M == 0 || N == 0) return;
-  if (K == 0) {  // no product: C = beta C (a BLAS would reject the leading dimension 0)
-    if (beta == 0.0f) std::memset(C, 0, sizeof(float) * M * N);  // C may hold garbage (even NaN)
-    else for (size_t i = 0; i < (size_t)M * N; i++) C[i] *= beta;
-    return;
-  }
-  // A stored (M, K), or (K, M) when transA; likewise B stored (K, N) or (N, K).
-#if defined(SWITCHLORA_CBLAS)
-  // beta = 0 overwrites C in both libraries: garbage and NaN in C are never read.
-  cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N,
-              K, alpha, A, transA ? M : K, B, transB ? K : N, beta, C, N);
-#else
+// C (M, N) = alpha * op(A) @ op(B) + beta * C through Eigen, mapping the
+// row-major arrays in place (called with M, N, K > 0).
+static void eigen_matmul(float* C, const float* A, const float* B, int M, int N, int K,
+                         bool transA, bool transB, float alpha, float beta) {
   using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   using ConstMap = Eigen::Map<const RowMat>;
   Eigen::Map<RowMat> c(C, M, N);
@@ -52,7 +40,38 @@ void matmul(float* C, const float* A, const float* B, int M, int N, int K,
   else if (!transA && transB) c.noalias() += alpha * (a * b.transpose());
   else if (transA && !transB) c.noalias() += alpha * (a.transpose() * b);
   else c.noalias() += alpha * (a.transpose() * b.transpose());
+}
+
+// Sizes checked, the empty cases done: true when a product remains.
+static bool matmul_needs_product(float* C, int M, int N, int K, float beta) {
+  SL_CHECK(M >= 0 && N >= 0 && K >= 0, "matmul: negative size M=" + std::to_string(M) +
+                                           " N=" + std::to_string(N) + " K=" + std::to_string(K));
+  if (M == 0 || N == 0) return false;
+  if (K == 0) {  // no product: C = beta C (a BLAS would reject the leading dimension 0)
+    if (beta == 0.0f) std::memset(C, 0, sizeof(float) * M * N);  // C may hold garbage (even NaN)
+    else for (size_t i = 0; i < (size_t)M * N; i++) C[i] *= beta;
+    return false;
+  }
+  return true;
+}
+
+// C (M, N) = alpha * op(A) @ op(B) + beta * C
+void matmul(float* C, const float* A, const float* B, int M, int N, int K,
+            bool transA, bool transB, float alpha, float beta) {
+  if (!matmul_needs_product(C, M, N, K, beta)) return;
+  // A stored (M, K), or (K, M) when transA; likewise B stored (K, N) or (N, K).
+#if defined(SWITCHLORA_CBLAS)
+  // beta = 0 overwrites C in both libraries: garbage and NaN in C are never read.
+  cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N,
+              K, alpha, A, transA ? M : K, B, transB ? K : N, beta, C, N);
+#else
+  eigen_matmul(C, A, B, M, N, K, transA, transB, alpha, beta);
 #endif
+}
+
+void matmul_in_thread(float* C, const float* A, const float* B, int M, int N, int K,
+                      bool transA, bool transB, float alpha, float beta) {
+  if (matmul_needs_product(C, M, N, K, beta)) eigen_matmul(C, A, B, M, N, K, transA, transB, alpha, beta);
 }
 
 // With C = op(A) @ op(B):  d op(A) = dC @ op(B)^T  (M, K),  d op(B) = op(A)^T @ dC  (K, N).
