@@ -273,6 +273,10 @@ def run_all(plan, lanes):
         todo = [r for r in plan.runs() if plan.result(r.id) is None]
         running = {r.id for r, *_ in lanes.running.values()}
         ready = [r for r in todo if r.id not in running and all(plan.result(d) for d in r.deps)]
+        # An interrupted run first (it holds a checkpoint), then seed 0 of
+        # every row before any row's seed 1: a stopped preset's table has
+        # every row it can, each with as many seeds as it can.
+        ready.sort(key=lambda r: (not os.path.exists(os.path.join(plan.dir(r.id), "ckpt", "latest")), r.seed))
         while ready and len(lanes.running) < lanes.lanes:
             lanes.start(ready.pop(0))
         if not lanes.running:
