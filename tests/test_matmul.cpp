@@ -2,6 +2,7 @@
 // central finite differences (see tests/gradcheck.h for the recipe).
 #include <cmath>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "engine/ops.h"
@@ -43,25 +44,33 @@ constexpr double kTol = 1e-5;
 // with K = 300, its cache blocking along K.
 constexpr int kM = 37, kN = 29, kK = 300;
 
-TEST_CASE("matmul matches a naive triple loop in all four transpose combinations") {
+using MatmulFn = void (*)(float*, const float*, const float*, int, int, int, bool, bool, float, float);
+// matmul on the build's library, and matmul_in_thread (Eigen, the caller's
+// thread: attention's per-head products) to the same contract.
+static const std::pair<const char*, MatmulFn> kMatmuls[] = {{"matmul", cpu::matmul},
+                                                            {"matmul_in_thread", cpu::matmul_in_thread}};
+
+TEST_CASE("matmul and matmul_in_thread match a naive triple loop in all four transpose combinations") {
   Rng rng{1234, 0, 0};
-  for (int tA = 0; tA < 2; tA++)
-    for (int tB = 0; tB < 2; tB++) {
-      CAPTURE(tA);
-      CAPTURE(tB);
-      auto A = randn((size_t)kM * kK, rng), B = randn((size_t)kK * kN, rng);
-      auto want = naive_matmul(A, B, kM, kN, kK, tA, tB);
-      // beta = 0 must overwrite C even when it holds NaN.
-      std::vector<float> C((size_t)kM * kN, std::numeric_limits<float>::quiet_NaN());
-      cpu::matmul(C.data(), A.data(), B.data(), kM, kN, kK, tA, tB);
-      check_close("C = op(A) op(B)", C, want, kTol);
-      // alpha and beta: C = 1.5 op(A) op(B) - 0.5 C0
-      auto C0 = randn(C.size(), rng);
-      C = C0;
-      cpu::matmul(C.data(), A.data(), B.data(), kM, kN, kK, tA, tB, 1.5f, -0.5f);
-      for (size_t i = 0; i < want.size(); i++) want[i] = 1.5 * want[i] - 0.5 * C0[i];
-      check_close("C = 1.5 op(A) op(B) - 0.5 C", C, want, kTol);
-    }
+  for (auto [name, mm] : kMatmuls)
+    for (int tA = 0; tA < 2; tA++)
+      for (int tB = 0; tB < 2; tB++) {
+        CAPTURE(name);
+        CAPTURE(tA);
+        CAPTURE(tB);
+        auto A = randn((size_t)kM * kK, rng), B = randn((size_t)kK * kN, rng);
+        auto want = naive_matmul(A, B, kM, kN, kK, tA, tB);
+        // beta = 0 must overwrite C even when it holds NaN.
+        std::vector<float> C((size_t)kM * kN, std::numeric_limits<float>::quiet_NaN());
+        mm(C.data(), A.data(), B.data(), kM, kN, kK, tA, tB, 1.0f, 0.0f);
+        check_close("C = op(A) op(B)", C, want, kTol);
+        // alpha and beta: C = 1.5 op(A) op(B) - 0.5 C0
+        auto C0 = randn(C.size(), rng);
+        C = C0;
+        mm(C.data(), A.data(), B.data(), kM, kN, kK, tA, tB, 1.5f, -0.5f);
+        for (size_t i = 0; i < want.size(); i++) want[i] = 1.5 * want[i] - 0.5 * C0[i];
+        check_close("C = 1.5 op(A) op(B) - 0.5 C", C, want, kTol);
+      }
 }
 
 TEST_CASE("matmul_backward matches naive dA = dC op(B)^T and dB = op(A)^T dC in all four combinations") {
@@ -187,22 +196,25 @@ TEST_CASE("linear forward matches x W^T and its grads match finite differences")
 
 // The edges a BLAS would reject: K = 0 is C = beta C (beta = 0 overwriting
 // even NaN), and M = 0 or N = 0 touches nothing.
-TEST_CASE("matmul with K = 0 scales C by beta, and with M or N = 0 does nothing") {
-  std::vector<float> C(6, std::numeric_limits<float>::quiet_NaN());
-  const float one = 1.0f;
-  cpu::matmul(C.data(), &one, &one, 2, 3, 0, false, false);
-  CHECK(C == std::vector<float>(6, 0.0f));
-  C.assign(6, 2.0f);
-  cpu::matmul(C.data(), &one, &one, 2, 3, 0, true, true, 1.0f, 0.5f);
-  CHECK(C == std::vector<float>(6, 1.0f));
-  cpu::matmul(C.data(), &one, &one, 0, 3, 4, false, false);
-  cpu::matmul(C.data(), &one, &one, 2, 0, 4, false, false);
-  CHECK(C == std::vector<float>(6, 1.0f));
+TEST_CASE("matmul and matmul_in_thread with K = 0 scale C by beta, and with M or N = 0 do nothing") {
+  for (auto [name, mm] : kMatmuls) {
+    CAPTURE(name);
+    std::vector<float> C(6, std::numeric_limits<float>::quiet_NaN());
+    const float one = 1.0f;
+    mm(C.data(), &one, &one, 2, 3, 0, false, false, 1.0f, 0.0f);
+    CHECK(C == std::vector<float>(6, 0.0f));
+    C.assign(6, 2.0f);
+    mm(C.data(), &one, &one, 2, 3, 0, true, true, 1.0f, 0.5f);
+    CHECK(C == std::vector<float>(6, 1.0f));
+    mm(C.data(), &one, &one, 0, 3, 4, false, false, 1.0f, 0.0f);
+    mm(C.data(), &one, &one, 2, 0, 4, false, false, 1.0f, 0.0f);
+    CHECK(C == std::vector<float>(6, 1.0f));
+  }
 }
 
 // The model's sizes take the library's threaded, cache-blocked paths (the
-// small cases above may not). Attention calls matmul from inside an OpenMP
-// region, where it runs on its caller's thread: right there too, and the
+// small cases above may not). Called from inside an OpenMP region, matmul
+// runs on its caller's thread: right there too, and the
 // same bits on every thread (OpenBLAS's single-threaded bits differ from its
 // threaded ones, so a run's bits depend on OMP_NUM_THREADS; a repeated call
 // with the same threads gives the same bits, which resuming relies on).
