@@ -11,10 +11,8 @@ DataTokenizer DataTokenizer::load(const std::string& dir) {
   t.eot_ = vocab.eot_token;
   if (vocab.tokenizer == "bpe") {
     t.bpe_.emplace(Tokenizer::load(dir));
-    t.files_ = {"encoder.json", "vocab.bpe"};
   } else if (vocab.tokenizer == "sentencepiece") {
     t.sp_.emplace(SentencePiece::load(dir + "/" + kSentencePieceFile, dir + "/" + kMetaFile + " names"));
-    t.files_ = {kMetaFile, kSentencePieceFile};
   } else {
     throw Error(dir + "/" + kMetaFile + ": unknown \"tokenizer\" \"" + vocab.tokenizer +
                 "\" (bpe or sentencepiece)");
@@ -24,6 +22,11 @@ DataTokenizer DataTokenizer::load(const std::string& dir) {
 
 std::vector<int32_t> DataTokenizer::encode(const std::string& text) const {
   return bpe_ ? bpe_->encode(text) : sp_->encode(text);
+}
+
+std::vector<std::string> DataTokenizer::files() const {
+  if (bpe_) return {"encoder.json", "vocab.bpe"};
+  return {kMetaFile, kSentencePieceFile};
 }
 
 std::string DataTokenizer::decode(const std::vector<int32_t>& ids) const {

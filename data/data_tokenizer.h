@@ -25,13 +25,12 @@ class DataTokenizer {
   std::string decode(const std::vector<int32_t>& ids) const;
   int32_t eot_token() const { return eot_; }
   // The files of `dir` that make it up, so an export can carry a copy.
-  const std::vector<std::string>& files() const { return files_; }
+  std::vector<std::string> files() const;
 
  private:
   std::optional<Tokenizer> bpe_;
   std::optional<SentencePiece> sp_;
   int32_t eot_ = -1;
-  std::vector<std::string> files_;
 };
 
 }  // namespace switchlora

@@ -71,6 +71,11 @@ def fmt_lr(lr):
     return f"{lr:.3g}"
 
 
+def run_id(size, method, lr, seed):
+    """A run's id, also its directory under OUT/runs."""
+    return f"{size}/{method}/lr{fmt_lr(lr)}_seed{seed}"
+
+
 # ------------------------------------------------------------------ the plan
 
 class Run:
@@ -80,7 +85,7 @@ class Run:
         self.size, self.method, self.lr, self.seed = size, method, lr, seed
         self.flags, self.warm_from, self.keep = flags, warm_from, keep
         self.deps = [warm_from] if warm_from else []
-        self.id = f"{size}/{method}/lr{fmt_lr(lr)}_seed{seed}"
+        self.id = run_id(size, method, lr, seed)
 
 
 class Plan:
@@ -118,7 +123,7 @@ class Plan:
         ratio = mult[1] / mult[0]
         lrs = [P.RECOMMENDED_LR[P.parent(method)] * m for m in mult]
         for extension in range(self.p["max_sweep_extensions"] + 1):
-            results = [self.result(f"{size}/{method}/lr{fmt_lr(lr)}_seed0") for lr in lrs]
+            results = [self.result(run_id(size, method, lr, 0)) for lr in lrs]
             if any(r is None for r in results):
                 return lrs, None
             loss = [r["final_val_loss"] if math.isfinite(r["final_val_loss"]) else math.inf for r in results]
@@ -158,7 +163,7 @@ class Plan:
                         continue
                     for seed in p["seeds"]:
                         if warm_start:  # from the full-rank run's weights at step `warm`, same seed
-                            src = f"{size}/full/lr{fmt_lr(full_best)}_seed{seed}"
+                            src = run_id(size, "full", full_best, seed)
                             out.append(Run(size, method, lr, seed, flags, warm_from=src))
                         else:
                             out.append(Run(size, method, lr, seed, flags + ["--non_adapter_lr", full_best]))
@@ -349,7 +354,7 @@ def report(plan, preset_name):
             lrs, best = plan.sweep(s, method)
             cells = []
             for lr in lrs:
-                r = plan.result(f"{s}/{method}/lr{fmt_lr(lr)}_seed0")
+                r = plan.result(run_id(s, method, lr, 0))
                 mark = "**" if best is not None and fmt_lr(lr) == fmt_lr(best) else ""
                 cells.append(f"{mark}{fmt_lr(lr)}: {r['final_val_ppl']:.2f}{mark}" if r else f"{fmt_lr(lr)}: —")
             lines.append(f"| {method} | " + ", ".join(cells) + " |")
