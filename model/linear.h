@@ -33,13 +33,23 @@ struct LoraDropout {
   float* dx = nullptr;  // (N, in) scratch: the adapter's share of dx before the mask
 };
 
+// Without dropout, LoRA's layer is one full-rank layer with the merged weight
+//   W' = W + s B A:   y = x W'^T,   dx = dy W'
+// Building W' (a copy of W and an (out, in, r) product) replaces the (N, out, r)
+// product y += s xa B^T in the forward and the (N, in, r) product dx += s (dy B) A
+// in the backward: rank-r updates of an N-row matrix, the slowest GEMMs of a
+// LoRA step (docs/PERFORMANCE.md). It pays when the batch has more rows than
+// W has on either side; w_merged is (out, in) scratch, and null means never merge.
+bool lora_merge_pays(const Linear& l, int N, const LoraDropout& d);
+
 // y (N, out) = x W^T [+ s xa B^T];  xa (N, r) = drop(x) A^T is saved for backward.
 void linear_layer_forward(Backend& be, const Linear& l, float* y, float* xa, const float* x, int N,
-                          const LoraDropout& d = {});
+                          const LoraDropout& d = {}, float* w_merged = nullptr);
 
 // dx (N, in) += dy W [+ drop'(s (dy B) A)];  dW += dy^T x when W is trainable;
 // dB += s dy^T xa;  dA += s (dy B)^T drop(x).   dxa: (N, r) scratch.
 void linear_layer_backward(Backend& be, const Linear& l, float* dx, float* dxa, const float* dy,
-                           const float* x, const float* xa, int N, const LoraDropout& d = {});
+                           const float* x, const float* xa, int N, const LoraDropout& d = {},
+                           float* w_merged = nullptr);
 
 }  // namespace switchlora

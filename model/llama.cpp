@@ -151,7 +151,8 @@ void Llama::plan_activations(int B, int T) {
   logits_ = take(N * V);
 
   const size_t drop = lora.lora_dropout > 0 ? N * std::max(C, I) : 0;  // LoRA dropout: drop(x), its dx
-  scratch_ = Buffer<float>(be, 8 * N * C + 3 * N * I + N * r + N * V + 2 * drop);
+  const size_t merged = r > 0 ? C * I : 0;  // LoRA's W + s B A, the largest W (model/linear.h)
+  scratch_ = Buffer<float>(be, 8 * N * C + 3 * N * I + N * r + N * V + 2 * drop + merged);
   p = scratch_.data();
   d_res_ = take(N * C);
   d_ln_ = take(N * C);
@@ -168,6 +169,7 @@ void Llama::plan_activations(int B, int T) {
   d_logits_ = take(N * V);
   drop_x_ = take(drop);
   drop_dx_ = take(drop);
+  w_merged_ = merged ? take(merged) : nullptr;
   tokens_ = Buffer<int32_t>(be, 2 * N);
 }
 
@@ -184,19 +186,19 @@ void Llama::block_forward(int l, Block& b, BlockActs& a, float* out) {
   const int NH = c.num_attention_heads, HS = c.head_size();
   float* pre = d_q_;  // the q and k projections before RoPE are not needed later
   be.rmsnorm_forward(a.ln1, a.rstd1, a.x, b.ln1->data, N, C, c.rms_norm_eps);
-  linear_layer_forward(be, b.q, pre, a.xa[0], a.ln1, N, dropout(l, 0));
+  linear_layer_forward(be, b.q, pre, a.xa[0], a.ln1, N, dropout(l, 0), w_merged_);
   be.rope_forward(a.q, pre, B, T, NH, HS, c.rope_theta);
-  linear_layer_forward(be, b.k, pre, a.xa[1], a.ln1, N, dropout(l, 1));
+  linear_layer_forward(be, b.k, pre, a.xa[1], a.ln1, N, dropout(l, 1), w_merged_);
   be.rope_forward(a.k, pre, B, T, NH, HS, c.rope_theta);
-  linear_layer_forward(be, b.v, a.v, a.xa[2], a.ln1, N, dropout(l, 2));
+  linear_layer_forward(be, b.v, a.v, a.xa[2], a.ln1, N, dropout(l, 2), w_merged_);
   be.attention_forward(a.att, a.lse, a.q, a.k, a.v, B, T, NH, HS);
-  linear_layer_forward(be, b.o, pre, a.xa[3], a.att, N, dropout(l, 3));
+  linear_layer_forward(be, b.o, pre, a.xa[3], a.att, N, dropout(l, 3), w_merged_);
   be.residual_forward(a.h, a.x, pre, (int64_t)N * C);          // h = x + o(att)
   be.rmsnorm_forward(a.ln2, a.rstd2, a.h, b.ln2->data, N, C, c.rms_norm_eps);
-  linear_layer_forward(be, b.gate, a.gate, a.xa[4], a.ln2, N, dropout(l, 4));
-  linear_layer_forward(be, b.up, a.up, a.xa[5], a.ln2, N, dropout(l, 5));
+  linear_layer_forward(be, b.gate, a.gate, a.xa[4], a.ln2, N, dropout(l, 4), w_merged_);
+  linear_layer_forward(be, b.up, a.up, a.xa[5], a.ln2, N, dropout(l, 5), w_merged_);
   be.swiglu_forward(a.act, a.gate, a.up, (int64_t)N * I);
-  linear_layer_forward(be, b.down, pre, a.xa[6], a.act, N, dropout(l, 6));
+  linear_layer_forward(be, b.down, pre, a.xa[6], a.act, N, dropout(l, 6), w_merged_);
   be.residual_forward(out, a.h, pre, (int64_t)N * C);          // y = h + down(...)
 }
 
@@ -240,17 +242,17 @@ void Llama::block_backward(int l, Block& b, BlockActs& a, float* dres) {
   // dres holds d(block output). The residual passes it straight to h and to
   // the MLP output: dh = dres, d(down out) = dres.
   be.zero(d_act_, NI * sizeof(float));
-  linear_layer_backward(be, b.down, d_act_, d_xa_, dres, a.act, a.xa[6], N, dropout(l, 6));
+  linear_layer_backward(be, b.down, d_act_, d_xa_, dres, a.act, a.xa[6], N, dropout(l, 6), w_merged_);
   be.zero(d_gate_, NI * sizeof(float));
   be.zero(d_up_, NI * sizeof(float));
   be.swiglu_backward(d_gate_, d_up_, d_act_, a.gate, a.up, (int64_t)NI);
   be.zero(d_ln_, NC * sizeof(float));
-  linear_layer_backward(be, b.gate, d_ln_, d_xa_, d_gate_, a.ln2, a.xa[4], N, dropout(l, 4));
-  linear_layer_backward(be, b.up, d_ln_, d_xa_, d_up_, a.ln2, a.xa[5], N, dropout(l, 5));
+  linear_layer_backward(be, b.gate, d_ln_, d_xa_, d_gate_, a.ln2, a.xa[4], N, dropout(l, 4), w_merged_);
+  linear_layer_backward(be, b.up, d_ln_, d_xa_, d_up_, a.ln2, a.xa[5], N, dropout(l, 5), w_merged_);
   be.rmsnorm_backward(dres, b.ln2->grad, d_ln_, a.h, b.ln2->data, a.rstd2, N, C);  // dres is now dh
   // Attention half: h = x + o(att)  ->  dx = dh, d(o out) = dh.
   be.zero(d_att_, NC * sizeof(float));
-  linear_layer_backward(be, b.o, d_att_, d_xa_, dres, a.att, a.xa[3], N, dropout(l, 3));
+  linear_layer_backward(be, b.o, d_att_, d_xa_, dres, a.att, a.xa[3], N, dropout(l, 3), w_merged_);
   be.zero(d_qr_, NC * sizeof(float));
   be.zero(d_kr_, NC * sizeof(float));
   be.zero(d_v_, NC * sizeof(float));
@@ -260,9 +262,9 @@ void Llama::block_backward(int l, Block& b, BlockActs& a, float* dres) {
   be.rope_backward(d_q_, d_qr_, B, T, NH, HS, c.rope_theta);
   be.rope_backward(d_k_, d_kr_, B, T, NH, HS, c.rope_theta);
   be.zero(d_ln_, NC * sizeof(float));
-  linear_layer_backward(be, b.q, d_ln_, d_xa_, d_q_, a.ln1, a.xa[0], N, dropout(l, 0));
-  linear_layer_backward(be, b.k, d_ln_, d_xa_, d_k_, a.ln1, a.xa[1], N, dropout(l, 1));
-  linear_layer_backward(be, b.v, d_ln_, d_xa_, d_v_, a.ln1, a.xa[2], N, dropout(l, 2));
+  linear_layer_backward(be, b.q, d_ln_, d_xa_, d_q_, a.ln1, a.xa[0], N, dropout(l, 0), w_merged_);
+  linear_layer_backward(be, b.k, d_ln_, d_xa_, d_k_, a.ln1, a.xa[1], N, dropout(l, 1), w_merged_);
+  linear_layer_backward(be, b.v, d_ln_, d_xa_, d_v_, a.ln1, a.xa[2], N, dropout(l, 2), w_merged_);
   be.rmsnorm_backward(dres, b.ln1->grad, d_ln_, a.x, b.ln1->data, a.rstd1, N, C);  // dres is now dx
 }
 

@@ -113,6 +113,7 @@ class Llama {
   float *d_res_, *d_ln_, *d_att_, *d_q_, *d_k_, *d_v_, *d_qr_, *d_kr_;
   float *d_gate_, *d_up_, *d_act_, *d_xa_, *d_logits_;
   float *drop_x_ = nullptr, *drop_dx_ = nullptr;  // (N, max(C, I)) each, with LoRA dropout
+  float* w_merged_ = nullptr;                      // (I, C) with LoRA: W + s B A (model/linear.h)
   uint64_t seed_ = 0;
 };
 

@@ -12,6 +12,7 @@
 #include "engine/rng.h"
 #include "tests/tiny_config.h"
 #include "model/llama.h"
+#include "model/linear.h"
 #include "model/lora.h"
 
 using namespace switchlora;
@@ -22,7 +23,7 @@ namespace {
 struct Batch {
   int B = 2, T = 6;
   std::vector<int32_t> in, tg;
-  explicit Batch(int V, uint64_t seed) {
+  explicit Batch(int V, uint64_t seed, int B_ = 2, int T_ = 6) : B(B_), T(T_) {
     Rng rng{seed, 99, 0};
     for (int i = 0; i < B * T; i++) {
       in.push_back((int32_t)rng.below(V));
@@ -95,6 +96,63 @@ TEST_CASE("LoRA model gradients match finite differences (grad), W gets none") {
   init_lora_adapters(m, 1);
   check_model_gradients(m, Batch(c.vocab_size, 3));
   for (Linear* l : m.linears()) CHECK(l->W->grad == nullptr);
+}
+
+TEST_CASE("LoRA model gradients through the merged W + s B A match finite differences (grad)") {
+  // 4 x 12 = 48 rows, twice the tiny model's widest W: every layer merges
+  // (model/linear.h), where the 12 rows of the test above merge none.
+  LlamaConfig c = tiny_config();
+  LoraOptions lo{true, 4, 8.0f, "switchlora"};
+  Llama m(c, lo, 1);
+  init_lora_adapters(m, 1);
+  for (const Linear* l : m.linears()) {
+    CHECK(lora_merge_pays(*l, 48, {}));
+    CHECK_FALSE(lora_merge_pays(*l, 12, {}));
+    CHECK_FALSE(lora_merge_pays(*l, 48, LoraDropout{0.1f}));
+  }
+  check_model_gradients(m, Batch(c.vocab_size, 3, 4, 12));
+}
+
+TEST_CASE("a LoRA layer through the merged weight computes what it computes unmerged") {
+  Backend& be = cpu_backend();
+  const int N = 64, in = 24, out = 16, r = 4;
+  ParamStore params;
+  const int iW = params.add("W", out, in, false), iA = params.add("A", r, in, true, StepCounter::kPerRow),
+            iB = params.add("B", out, r, true, StepCounter::kPerColumn);
+  params.allocate(be);
+  Linear l{"layer", in, out, r, 0.5f, &params[iW], &params[iA], &params[iB]};
+  for (Param* p : {l.W, l.A, l.B}) fill_normal(params, *p, 3, 0.5f);
+  REQUIRE(lora_merge_pays(l, N, {}));
+  Rng rng{4, 0, 0};
+  std::vector<float> x((size_t)N * in), dy((size_t)N * out);
+  for (float& v : x) v = rng.normal();
+  for (float& v : dy) v = rng.normal();
+  struct Result { std::vector<float> y, xa, dx, dA, dB; };
+  auto run = [&](float* w_merged) {
+    Result res{std::vector<float>((size_t)N * out), std::vector<float>((size_t)N * r),
+               std::vector<float>((size_t)N * in, 0.0f), {}, {}};
+    std::vector<float> dxa((size_t)N * r);
+    be.zero(params.trainable_grad.data(), params.trainable_grad.size() * sizeof(float));
+    linear_layer_forward(be, l, res.y.data(), res.xa.data(), x.data(), N, {}, w_merged);
+    linear_layer_backward(be, l, res.dx.data(), dxa.data(), dy.data(), x.data(), res.xa.data(), N, {}, w_merged);
+    res.dA.assign(l.A->grad, l.A->grad + l.A->numel());
+    res.dB.assign(l.B->grad, l.B->grad + l.B->numel());
+    return res;
+  };
+  std::vector<float> w_merged((size_t)out * in);
+  const Result merged = run(w_merged.data()), plain = run(nullptr);
+  auto close = [](const char* what, const std::vector<float>& a, const std::vector<float>& b) {
+    double err = 0, norm = 0;
+    for (size_t i = 0; i < a.size(); i++) err = std::max(err, std::abs((double)a[i] - b[i])), norm = std::max(norm, std::abs((double)b[i]));
+    INFO(what << ": max error " << err << " of max " << norm);
+    CHECK(err <= 1e-5 * norm);  // fp32, sums of ~30 terms in another order
+  };
+  close("y", merged.y, plain.y);
+  close("dx", merged.dx, plain.dx);
+  CHECK(merged.xa == plain.xa);  // the same product either way
+  close("dA", merged.dA, plain.dA);
+  close("dB", merged.dB, plain.dB);
+  CHECK(merged.y != plain.y);    // the merged path did run: a different order of sums
 }
 
 TEST_CASE("LoRA model gradients with adapter dropout match finite differences (grad)") {

@@ -45,7 +45,12 @@ std::vector<GemmShape> model_shapes(const LlamaConfig& c, int N, int r) {
                               {"lm_head dW       dy^T x", V, C, N, true, false}};
   if (r > 0) {
     s.push_back({"LoRA x A^T", N, r, C, false, true});
+    s.push_back({"LoRA xa B^T", N, C, r, false, true});
+    s.push_back({"LoRA dxa   dy B", N, r, C, false, false});
+    s.push_back({"LoRA dB    dy^T xa", C, r, N, true, false});
     s.push_back({"LoRA dA    dxa^T x", r, C, N, true, false});
+    s.push_back({"LoRA dx    dxa A", N, C, r, false, false});
+    s.push_back({"LoRA merge B A", C, C, r, false, false});
   }
   return s;
 }
