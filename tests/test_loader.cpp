@@ -346,6 +346,14 @@ TEST_CASE("a training run's peak memory grows neither with its corpus (25M token
   std::string text;  // random words: enough distinct pairs for 300 - 257 merges
   for (int i = 0; i < 20000; i++) text += i % 6 ? (char)('a' + rng.below(26)) : ' ';
   const Tokenizer tok = Tokenizer::train(text, 300);
+  // About 200 MB of any run's peak is the binary's shared libraries (most of
+  // it libcublasLt), and the file-backed part of that depends on what the
+  // page cache holds: measured, a run after a cold cache peaks 16 MB lower
+  // than the next. So the libraries are paged in first (--help), and each
+  // corpus is measured twice, its lower peak kept.
+  auto [warm, rc_warm] = peak_rss_mb({test::bin(), "--help"}, base + ".log");
+  REQUIRE(rc_warm == 0);
+  MESSAGE("switchlora --help alone peaks at ", warm, " MB");
   double rss[2];
   for (int big = 0; big < 2; big++) {
     const std::string dir = base + (big ? "/big" : "/small");
@@ -361,13 +369,17 @@ TEST_CASE("a training run's peak memory grows neither with its corpus (25M token
     train.finish();
     write_shard(dir + "/toy_val_000.bin", std::vector<int32_t>(chunk.begin(), chunk.begin() + 10'000));
     REQUIRE(std::filesystem::file_size(dir + "/toy_train_000.bin") > 4'000'000);
-    auto [mb, rc] = peak_rss_mb({test::bin(), "train", "--model_config", "configs/llama_tiny.json", "--data", dir,
-                                 "--batch_size", "4", "--max_length", "16", "--num_training_steps", "300",
-                                 "--eval_every", "100", "--max_eval_batches", "2", "--save_dir", dir + "/run"},
-                                dir + "/train.log");
-    INFO(read_file(dir + "/train.log"));
-    REQUIRE(rc == 0);
-    rss[big] = mb;
+    rss[big] = 1e30;
+    for (int attempt = 0; attempt < 2; attempt++) {
+      std::filesystem::remove_all(dir + "/run");
+      auto [mb, rc] = peak_rss_mb({test::bin(), "train", "--model_config", "configs/llama_tiny.json", "--data", dir,
+                                   "--batch_size", "4", "--max_length", "16", "--num_training_steps", "300",
+                                   "--eval_every", "100", "--max_eval_batches", "2", "--save_dir", dir + "/run"},
+                                  dir + "/train.log");
+      INFO(read_file(dir + "/train.log"));
+      REQUIRE(rc == 0);
+      rss[big] = std::min(rss[big], mb);
+    }
   }
   MESSAGE("peak RSS: ", rss[0], " MB with 2.5M tokens, ", rss[1], " MB with 25M");
   // A few MB of slack: the window being read, and the small run's 1.25 MB
