@@ -58,7 +58,8 @@ print(f"model {config}, vocab {vocab}, batch {B} x {T}, {threads} threads, LoRA 
       f"best of {rounds} interleaved rounds x {steps} steps")
 print("GEMM yardstick, 2048^3, best of every run: " +
       ", ".join(f"{lib} {rate:.1f}" for lib, rate in sorted(gemm.items(), key=lambda kv: -kv[1])) +
-      f" GFLOP/s; the engine multiplies with {best[('ours', 'full')]['engine_gemm']}")
+      f" GFLOP/s; the engine multiplies with {best[('ours', 'full')]['engine_gemm']}"
+      f" (products with a side <= 64, LoRA's: {best[('ours', 'full')]['skinny_gemm']})")
 names = {"full": "full rank", "lora": f"LoRA r{rank}", "switchlora": f"SwitchLoRA r{rank}"}
 print(f"{'':16} {'tokens/s':>10} {'PyTorch':>10} {'ratio':>7} {'GFLOP/s':>8} {'of best GEMM':>13}")
 summary = {"config": config, "vocab": int(vocab), "batch": int(B), "seq": int(T), "rank": int(rank),

@@ -16,6 +16,10 @@ namespace switchlora::cpu {
 // Backend::matmul (at fp32), engine/cpu/matmul.cpp, on the GEMM library this
 // build links (CMake's SWITCHLORA_BLAS): "openblas", "blis" or "eigen".
 const char* gemm_library();
+// The library of the skinny products (a side at most kSkinnyMax, LoRA's):
+// "blis" in an OpenBLAS build that found BLIS (CMake's SWITCHLORA_SKINNY_BLIS),
+// else gemm_library().
+const char* skinny_gemm_library();
 void matmul(float* C, const float* A, const float* B, int M, int N, int K,
             bool transA, bool transB, float alpha = 1.0f, float beta = 0.0f);
 // The same product on the calling thread alone, always through Eigen: for

@@ -34,6 +34,7 @@ TEST_CASE("bench measures every GEMM library it knows and takes the fastest as i
   const nlohmann::json j = bench("");
   const nlohmann::json& rates = j.at("gemm_rates");
   CHECK(j.at("engine_gemm") == cpu::gemm_library());
+  CHECK(j.at("skinny_gemm") == cpu::skinny_gemm_library());
   CHECK(rates.contains(cpu::gemm_library()));
   CHECK(rates.contains("eigen"));
 #if !defined(SWITCHLORA_SANITIZED)

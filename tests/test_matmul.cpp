@@ -34,9 +34,9 @@ static std::vector<double> naive_matmul(const std::vector<T>& A, const std::vect
 }
 
 // Every element of a float GEMM result is a K-term dot product of order-1
-// numbers. Float rounding (unit 6e-8) over K <= 300 terms, blocked and fused
-// by the GEMM library, stays below K * 6e-8 * max|a b| ~ 2e-5 of a term, and the scale
-// (max |C|, ~3 sqrt(K)) is ~50 terms: 1e-5 of the scale covers the worst case
+// numbers. Float rounding (unit 6e-8) over K <= 600 terms, blocked and fused
+// by the GEMM library, stays below K * 6e-8 * max|a b| ~ 4e-5 of a term, and the scale
+// (max |C|, ~3 sqrt(K)) is 50-70 terms: 1e-5 of the scale covers the worst case
 // with margin, while any indexing or transpose mistake is an O(1) error.
 constexpr double kTol = 1e-5;
 
@@ -218,25 +218,36 @@ TEST_CASE("matmul and matmul_in_thread with K = 0 scale C by beta, and with M or
 // same bits on every thread (OpenBLAS's single-threaded bits differ from its
 // threaded ones, so a run's bits depend on OMP_NUM_THREADS; a repeated call
 // with the same threads gives the same bits, which resuming relies on).
+// The skinny shapes (a side of at most 64, LoRA's x A^T, xa B^T and dA) go
+// to BLIS in an OpenBLAS build (cpu::skinny_gemm_library()): held to the same.
 TEST_CASE("matmul at model sizes matches the naive loop, repeats its bits, and is right inside an OpenMP region") {
-  const int M = 300, N = 260, K = 290;
+  const int shapes[][3] = {{300, 260, 290}, {600, 16, 290}, {600, 290, 16}, {16, 290, 600}, {64, 65, 300}};
   Rng rng{77, 0, 0};
-  for (int tA = 0; tA < 2; tA++)
-    for (int tB = 0; tB < 2; tB++) {
-      CAPTURE(tA);
-      CAPTURE(tB);
-      auto A = randn((size_t)M * K, rng), B = randn((size_t)K * N, rng);
-      std::vector<float> C((size_t)M * N);
-      cpu::matmul(C.data(), A.data(), B.data(), M, N, K, tA, tB);
-      const std::vector<double> want = naive_matmul(A, B, M, N, K, tA, tB);
-      check_close("C = op(A) op(B)", C, want, kTol);
-      std::vector<float> again(C.size());
-      cpu::matmul(again.data(), A.data(), B.data(), M, N, K, tA, tB);
-      CHECK(again == C);
-      std::vector<std::vector<float>> per_thread(4, std::vector<float>(C.size()));
+  for (auto [M, N, K] : shapes)
+    for (int tA = 0; tA < 2; tA++)
+      for (int tB = 0; tB < 2; tB++) {
+        CAPTURE(M);
+        CAPTURE(N);
+        CAPTURE(K);
+        CAPTURE(tA);
+        CAPTURE(tB);
+        auto A = randn((size_t)M * K, rng), B = randn((size_t)K * N, rng);
+        std::vector<float> C((size_t)M * N, std::numeric_limits<float>::quiet_NaN());
+        cpu::matmul(C.data(), A.data(), B.data(), M, N, K, tA, tB);
+        const std::vector<double> want = naive_matmul(A, B, M, N, K, tA, tB);
+        check_close("C = op(A) op(B)", C, want, kTol);
+        std::vector<float> again(C.size());
+        cpu::matmul(again.data(), A.data(), B.data(), M, N, K, tA, tB);
+        CHECK(again == C);
+        // beta = 1 accumulates, as every backward product does: C + op(A) op(B)
+        cpu::matmul(again.data(), A.data(), B.data(), M, N, K, tA, tB, 1.0f, 1.0f);
+        std::vector<double> twice(want.size());
+        for (size_t i = 0; i < want.size(); i++) twice[i] = 2 * want[i];
+        check_close("C += op(A) op(B)", again, twice, kTol);
+        std::vector<std::vector<float>> per_thread(4, std::vector<float>(C.size()));
 #pragma omp parallel for
-      for (int i = 0; i < 4; i++) cpu::matmul(per_thread[i].data(), A.data(), B.data(), M, N, K, tA, tB);
-      check_close("C inside an OpenMP region", per_thread[0], want, kTol);
-      for (const auto& c : per_thread) CHECK(c == per_thread[0]);
-    }
+        for (int i = 0; i < 4; i++) cpu::matmul(per_thread[i].data(), A.data(), B.data(), M, N, K, tA, tB);
+        check_close("C inside an OpenMP region", per_thread[0], want, kTol);
+        for (const auto& c : per_thread) CHECK(c == per_thread[0]);
+      }
 }

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <functional>
 
+#include "engine/cpu/matmul_blis.h"
 #include "engine/ops.h"
 #include "engine/rng.h"
 
@@ -67,11 +68,19 @@ std::vector<Library> cpu_libraries() {
                                   cpu::matmul(C, A, B, s.M, s.N, s.K, s.transA, s.transB);
                                 }}};
   if (libs[0].name != "eigen") libs.push_back({"eigen", eigen_gemm});
+#if defined(SWITCHLORA_SKINNY_BLIS)
+  // BLIS is linked (for the skinny products), so dlopen would hand back the
+  // linked copy, whose CBLAS layer calls OpenBLAS's sgemm_: measured through
+  // its typed API instead, as the engine calls it.
+  libs.push_back({"blis", [](const GemmShape& s, const float* A, const float* B, float* C) {
+                    cpu::blis_matmul(C, A, B, s.M, s.N, s.K, s.transA, s.transB, 1.0f, 0.0f);
+                  }});
+#endif
 #if !defined(SWITCHLORA_SANITIZED)  // the sanitizer runtime refuses RTLD_DEEPBIND
   const std::pair<const char*, const char*> others[] = {{"openblas", SWITCHLORA_OPENBLAS_SO},
                                                         {"blis", SWITCHLORA_BLIS_SO}};
   for (const auto& [name, path] : others)
-    if (*path && libs[0].name != name)
+    if (*path && std::none_of(libs.begin(), libs.end(), [&](const Library& l) { return l.name == name; }))
       if (Gemm g = load_cblas(name, path)) libs.push_back({name, g});
 #endif
   return libs;

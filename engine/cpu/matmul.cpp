@@ -10,8 +10,10 @@
 #include <cblas.h>
 #endif
 #include <Eigen/Core>
+#include <algorithm>
 #include <cstring>
 
+#include "engine/cpu/matmul_blis.h"
 #include "engine/error.h"
 #include "engine/ops.h"
 
@@ -22,6 +24,14 @@ const char* gemm_library() {
   return SWITCHLORA_CBLAS;  // "openblas" or "blis", from CMake
 #else
   return "eigen";
+#endif
+}
+
+const char* skinny_gemm_library() {
+#if defined(SWITCHLORA_SKINNY_BLIS)
+  return "blis";
+#else
+  return gemm_library();
 #endif
 }
 
@@ -60,6 +70,11 @@ void matmul(float* C, const float* A, const float* B, int M, int N, int K,
             bool transA, bool transB, float alpha, float beta) {
   if (!matmul_needs_product(C, M, N, K, beta)) return;
   // A stored (M, K), or (K, M) when transA; likewise B stored (K, N) or (N, K).
+#if defined(SWITCHLORA_SKINNY_BLIS)
+  // LoRA's products (a side of r) run 1.3-5x faster in BLIS than in OpenBLAS
+  // on our machines; the square ones run as fast or faster in OpenBLAS.
+  if (std::min({M, N, K}) <= kSkinnyMax) return blis_matmul(C, A, B, M, N, K, transA, transB, alpha, beta);
+#endif
 #if defined(SWITCHLORA_CBLAS)
   // beta = 0 overwrites C in both libraries: garbage and NaN in C are never read.
   cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N,

@@ -1,0 +1,28 @@
+// The skinny products (a dimension at most kSkinnyMax: LoRA's x A^T, its
+// rank-r updates and the sums over tokens dA, dB) through BLIS, in an
+// OpenBLAS build: OpenBLAS multiplies them at 15-33 GFLOP/s on this kind of
+// machine, BLIS at 22-146 (docs/PERFORMANCE.md, `bench --gemm_shapes`).
+// BLIS's own typed API (bli_sgemm_ex), not its CBLAS layer: every BLAS name
+// (cblas_sgemm, sgemm_) in this process is OpenBLAS's, linked first, and the
+// typed API never goes through them. Compiled only where CMake found both.
+#if defined(SWITCHLORA_SKINNY_BLIS)
+#include <blis.h>
+#include <omp.h>
+
+#include "engine/cpu/matmul_blis.h"
+
+namespace switchlora::cpu {
+
+void blis_matmul(float* C, const float* A, const float* B, int M, int N, int K, bool transA,
+                 bool transB, float alpha, float beta) {
+  // Row-major storage: a stored (rows, cols) matrix has row stride cols and
+  // column stride 1; a stored transpose is BLIS's transpose flag.
+  rntm_t rntm = BLIS_RNTM_INITIALIZER;  // this call's threads: the engine's OpenMP threads
+  bli_rntm_set_num_threads(omp_in_parallel() ? 1 : omp_get_max_threads(), &rntm);
+  bli_sgemm_ex(transA ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, transB ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, M, N,
+               K, &alpha, const_cast<float*>(A), transA ? M : K, 1, const_cast<float*>(B), transB ? K : N, 1,
+               &beta, C, N, 1, nullptr, &rntm);
+}
+
+}  // namespace switchlora::cpu
+#endif
