@@ -74,8 +74,9 @@ TEST_CASE("bench --profile names every phase of a SwitchLoRA step, and the phase
   CHECK_FALSE(p.contains("GEMM other"));  // every GEMM of the model has a layer kind
   // What the profiler attributes is the whole step but for the few host
   // instructions outside any phase (the loop, the batch's random tokens).
-  // (Each entry is rounded to 0.01 ms in the JSON.)
+  // (Each entry is rounded to 0.01 ms in the JSON: on this model's ~1 ms
+  // step, 19 roundings can move the sum by 0.1 ms either way.)
   const double total = j.at("profiled_step_ms").get<double>();
   CHECK(sum <= total * 1.001 + 0.005 * (double)p.size());
-  CHECK(sum >= total * 0.9);
+  CHECK(sum >= total * 0.9 - 0.005 * (double)p.size());
 }
