@@ -157,11 +157,12 @@ int cmd_bench(int argc, char** argv) {
   char head[512];
   std::snprintf(head, sizeof head,
                 "{\"device\": \"%s\", \"dtype\": \"%s\", \"tokens_per_s\": %.1f, \"step_ms\": %.2f, "
-                "\"gflops\": %.2f, \"engine_gemm\": \"%s\", \"skinny_gemm\": \"%s\", \"gemm_library\": \"%s\", \"gemm_gflops\": %.2f, "
+                "\"gflops\": %.2f, \"engine_gemm\": \"%s\", \"skinny_gemm\": \"%s\", \"gemm_library\": \"%s\", "
+                "\"gemm_gflops\": %.2f, "
                 "\"fraction_of_gemm\": %.3f, \"mfu\": %.4f, \"peak_rss_mb\": %.1f",
                 be.name().c_str(), o.dtype.c_str(), tokens / sec, 1000 * sec / steps, gflops,
-                gpu ? "cublas" : cpu::gemm_library(), gpu ? "cublas" : cpu::skinny_gemm_library(), best->library.c_str(), best->gflops[0],
-                gflops / best->gflops[0], mfu, peak_rss_mb);
+                gpu ? "cublas" : cpu::gemm_library(), gpu ? "cublas" : cpu::skinny_gemm_library(),
+                best->library.c_str(), best->gflops[0], gflops / best->gflops[0], mfu, peak_rss_mb);
   std::string tail;
   if (profile) {
     char total[64];

@@ -71,8 +71,9 @@ void matmul(float* C, const float* A, const float* B, int M, int N, int K,
   if (!matmul_needs_product(C, M, N, K, beta)) return;
   // A stored (M, K), or (K, M) when transA; likewise B stored (K, N) or (N, K).
 #if defined(SWITCHLORA_SKINNY_BLIS)
-  // LoRA's products (a side of r) run 1.3-5x faster in BLIS than in OpenBLAS
-  // on our machines; the square ones run as fast or faster in OpenBLAS.
+  // LoRA's products (a side of r) run up to 5x faster in BLIS than in
+  // OpenBLAS on our machines; the model's other shapes split between the two
+  // (BLIS the forward ones, OpenBLAS the dW ones), so they stay OpenBLAS's.
   if (std::min({M, N, K}) <= kSkinnyMax) return blis_matmul(C, A, B, M, N, K, transA, transB, alpha, beta);
 #endif
 #if defined(SWITCHLORA_CBLAS)
