@@ -22,13 +22,15 @@ const char* gemm_library();
 const char* skinny_gemm_library();
 void matmul(float* C, const float* A, const float* B, int M, int N, int K,
             bool transA, bool transB, float alpha = 1.0f, float beta = 0.0f);
-// The same product on the calling thread alone, always through Eigen: for
-// the small per-head products (64 x T x 64) attention runs inside its own
-// OpenMP loop, where a BLAS call's fixed cost (its buffers, packing a 64-row
-// panel) is a large share; Eigen's took attention from 66 to 56 ms a 20m
-// step on one thread (docs/PERFORMANCE.md).
-void matmul_in_thread(float* C, const float* A, const float* B, int M, int N, int K,
-                      bool transA, bool transB, float alpha = 1.0f, float beta = 0.0f);
+// The same product on the calling thread alone, for the small per-head
+// products (64 x T x 64) attention runs inside its own OpenMP loop, with each
+// matrix's row stride given (lda, ldb, ldc: a head's K^T is a (HS, ns) block
+// of a (HS, T) array). Through BLIS where the build has it (its typed API,
+// 1.2-1.3x Eigen at these shapes without a transpose of B), else Eigen; never
+// OpenBLAS, whose fixed cost per call (its buffers, packing a 64-row panel)
+// is a large share of such a product (docs/PERFORMANCE.md).
+void matmul_in_thread(float* C, const float* A, const float* B, int M, int N, int K, bool transA,
+                      bool transB, float alpha, float beta, int lda, int ldb, int ldc);
 // Gradients of C = op(A) @ op(B) (alpha = 1):  dA += ..., dB += ...
 void matmul_backward(float* dA, float* dB, const float* dC, const float* A,
                      const float* B, int M, int N, int K, bool transA, bool transB);

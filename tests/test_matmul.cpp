@@ -45,10 +45,15 @@ constexpr double kTol = 1e-5;
 constexpr int kM = 37, kN = 29, kK = 300;
 
 using MatmulFn = void (*)(float*, const float*, const float*, int, int, int, bool, bool, float, float);
-// matmul on the build's library, and matmul_in_thread (Eigen, the caller's
-// thread: attention's per-head products) to the same contract.
+// matmul_in_thread on packed arrays (row strides = row lengths).
+static void matmul_in_thread_packed(float* C, const float* A, const float* B, int M, int N, int K, bool tA,
+                                    bool tB, float alpha, float beta) {
+  cpu::matmul_in_thread(C, A, B, M, N, K, tA, tB, alpha, beta, tA ? M : K, tB ? K : N, N);
+}
+// matmul on the build's library, and matmul_in_thread (the caller's thread:
+// attention's per-head products) to the same contract.
 static const std::pair<const char*, MatmulFn> kMatmuls[] = {{"matmul", cpu::matmul},
-                                                            {"matmul_in_thread", cpu::matmul_in_thread}};
+                                                            {"matmul_in_thread", matmul_in_thread_packed}};
 
 TEST_CASE("matmul and matmul_in_thread match a naive triple loop in all four transpose combinations") {
   Rng rng{1234, 0, 0};
@@ -210,6 +215,49 @@ TEST_CASE("matmul and matmul_in_thread with K = 0 scale C by beta, and with M or
     mm(C.data(), &one, &one, 2, 0, 4, false, false, 1.0f, 0.0f);
     CHECK(C == std::vector<float>(6, 1.0f));
   }
+}
+
+// Attention's products: blocks of larger arrays (a head's K^T[:, 0 : ns] is
+// (HS, ns) inside (HS, T)), one product per thread of an OpenMP loop. Every
+// array is embedded with a row stride longer than its rows, the padding NaN:
+// a stride mistake reads NaN or writes over the padding.
+TEST_CASE("matmul_in_thread honours row strides, inside an OpenMP region") {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const int M = 64, N = 96, K = 70, pad = 5;
+  Rng rng{4321, 0, 0};
+  for (int tA = 0; tA < 2; tA++)
+    for (int tB = 0; tB < 2; tB++) {
+      CAPTURE(tA);
+      CAPTURE(tB);
+      const int ra = tA ? K : M, ca = tA ? M : K, rb = tB ? N : K, cb = tB ? K : N;
+      auto A = randn((size_t)ra * ca, rng), B = randn((size_t)rb * cb, rng);
+      const int lda = ca + pad, ldb = cb + pad, ldc = N + pad;
+      std::vector<float> As((size_t)ra * lda, nan), Bs((size_t)rb * ldb, nan);
+      for (int i = 0; i < ra; i++)
+        for (int j = 0; j < ca; j++) As[(size_t)i * lda + j] = A[(size_t)i * ca + j];
+      for (int i = 0; i < rb; i++)
+        for (int j = 0; j < cb; j++) Bs[(size_t)i * ldb + j] = B[(size_t)i * cb + j];
+      const std::vector<double> want = naive_matmul(A, B, M, N, K, tA, tB);
+      const int kThreads = 4;
+      std::vector<std::vector<float>> Cs(kThreads, std::vector<float>((size_t)M * ldc, nan));
+#pragma omp parallel for num_threads(kThreads)
+      for (int t = 0; t < kThreads; t++) {
+        float* C = Cs[t].data();
+        for (int i = 0; i < M; i++)  // beta = 1 accumulates onto 0.5
+          for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = 0.5f;
+        cpu::matmul_in_thread(C, As.data(), Bs.data(), M, N, K, tA, tB, 2.0f, 1.0f, lda, ldb, ldc);
+      }
+      for (const std::vector<float>& C : Cs) {
+        std::vector<float> got((size_t)M * N);
+        for (int i = 0; i < M; i++)
+          for (int j = 0; j < N; j++) got[(size_t)i * N + j] = C[(size_t)i * ldc + j];
+        std::vector<double> w = want;
+        for (double& v : w) v = 2.0 * v + 0.5;
+        check_close("C = 2 op(A) op(B) + C", got, w, 2 * kTol);
+        for (int i = 0; i < M; i++)
+          for (int j = N; j < ldc; j++) CHECK(std::isnan(C[(size_t)i * ldc + j]));  // padding untouched
+      }
+    }
 }
 
 // The model's sizes take the library's threaded, cache-blocked paths (the

@@ -73,7 +73,8 @@ std::vector<Library> cpu_libraries() {
   // linked copy, whose CBLAS layer calls OpenBLAS's sgemm_: measured through
   // its typed API instead, as the engine calls it.
   libs.push_back({"blis", [](const GemmShape& s, const float* A, const float* B, float* C) {
-                    cpu::blis_matmul(C, A, B, s.M, s.N, s.K, s.transA, s.transB, 1.0f, 0.0f);
+                    cpu::blis_matmul(C, A, B, s.M, s.N, s.K, s.transA, s.transB, 1.0f, 0.0f, s.transA ? s.M : s.K,
+                                     s.transB ? s.K : s.N, s.N);
                   }});
 #endif
 #if !defined(SWITCHLORA_SANITIZED)  // the sanitizer runtime refuses RTLD_DEEPBIND

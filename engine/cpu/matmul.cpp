@@ -1,6 +1,6 @@
 // Matrix multiply and the bias-free linear layer: the only BLAS call site.
 // (matmul_in_thread, for the small products attention runs on each thread of
-// its own OpenMP loop, is always Eigen's: see ops.h.)
+// its own OpenMP loop, is BLIS's where this build has it, else Eigen's: see ops.h.)
 // The library is chosen when the engine is built (CMake's SWITCHLORA_BLAS,
 // DESIGN §9): OpenBLAS or BLIS through their CBLAS interface (Debian's OpenMP
 // builds, so their threads are the engine's OpenMP threads), or Eigen, which
@@ -36,16 +36,20 @@ const char* skinny_gemm_library() {
 }
 
 // C (M, N) = alpha * op(A) @ op(B) + beta * C through Eigen, mapping the
-// row-major arrays in place (called with M, N, K > 0).
-static void eigen_matmul(float* C, const float* A, const float* B, int M, int N, int K,
-                         bool transA, bool transB, float alpha, float beta) {
+// row-major arrays in place with their row strides lda, ldb, ldc (called
+// with M, N, K > 0). Unused in an OpenBLAS build with BLIS for the skinny
+// and per-thread products.
+[[maybe_unused]] static void eigen_matmul(float* C, const float* A, const float* B, int M, int N, int K,
+                                          bool transA, bool transB, float alpha, float beta, int lda, int ldb,
+                                          int ldc) {
   using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  using ConstMap = Eigen::Map<const RowMat>;
-  Eigen::Map<RowMat> c(C, M, N);
+  using Stride = Eigen::OuterStride<>;
+  using ConstMap = Eigen::Map<const RowMat, 0, Stride>;
+  Eigen::Map<RowMat, 0, Stride> c(C, M, N, Stride(ldc));
   if (beta == 0.0f) c.setZero();
   else if (beta != 1.0f) c *= beta;
-  ConstMap a(A, transA ? K : M, transA ? M : K);
-  ConstMap b(B, transB ? N : K, transB ? K : N);
+  ConstMap a(A, transA ? K : M, transA ? M : K, Stride(lda));
+  ConstMap b(B, transB ? N : K, transB ? K : N, Stride(ldb));
   if (!transA && !transB) c.noalias() += alpha * (a * b);
   else if (!transA && transB) c.noalias() += alpha * (a * b.transpose());
   else if (transA && !transB) c.noalias() += alpha * (a.transpose() * b);
@@ -53,13 +57,16 @@ static void eigen_matmul(float* C, const float* A, const float* B, int M, int N,
 }
 
 // Sizes checked, the empty cases done: true when a product remains.
-static bool matmul_needs_product(float* C, int M, int N, int K, float beta) {
+static bool matmul_needs_product(float* C, int M, int N, int K, float beta, int ldc) {
   SL_CHECK(M >= 0 && N >= 0 && K >= 0, "matmul: negative size M=" + std::to_string(M) +
                                            " N=" + std::to_string(N) + " K=" + std::to_string(K));
   if (M == 0 || N == 0) return false;
   if (K == 0) {  // no product: C = beta C (a BLAS would reject the leading dimension 0)
-    if (beta == 0.0f) std::memset(C, 0, sizeof(float) * M * N);  // C may hold garbage (even NaN)
-    else for (size_t i = 0; i < (size_t)M * N; i++) C[i] *= beta;
+    for (int i = 0; i < M; i++) {
+      float* row = C + (int64_t)i * ldc;
+      if (beta == 0.0f) std::memset(row, 0, sizeof(float) * N);  // C may hold garbage (even NaN)
+      else for (int j = 0; j < N; j++) row[j] *= beta;
+    }
     return false;
   }
   return true;
@@ -68,26 +75,33 @@ static bool matmul_needs_product(float* C, int M, int N, int K, float beta) {
 // C (M, N) = alpha * op(A) @ op(B) + beta * C
 void matmul(float* C, const float* A, const float* B, int M, int N, int K,
             bool transA, bool transB, float alpha, float beta) {
-  if (!matmul_needs_product(C, M, N, K, beta)) return;
+  if (!matmul_needs_product(C, M, N, K, beta, N)) return;
   // A stored (M, K), or (K, M) when transA; likewise B stored (K, N) or (N, K).
+  const int lda = transA ? M : K, ldb = transB ? K : N;
 #if defined(SWITCHLORA_SKINNY_BLIS)
   // LoRA's products (a side of r) run up to 5x faster in BLIS than in
   // OpenBLAS on our machines; the model's other shapes split between the two
   // (BLIS the forward ones, OpenBLAS the dW ones), so they stay OpenBLAS's.
-  if (std::min({M, N, K}) <= kSkinnyMax) return blis_matmul(C, A, B, M, N, K, transA, transB, alpha, beta);
+  if (std::min({M, N, K}) <= kSkinnyMax)
+    return blis_matmul(C, A, B, M, N, K, transA, transB, alpha, beta, lda, ldb, N);
 #endif
 #if defined(SWITCHLORA_CBLAS)
   // beta = 0 overwrites C in both libraries: garbage and NaN in C are never read.
   cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N,
-              K, alpha, A, transA ? M : K, B, transB ? K : N, beta, C, N);
+              K, alpha, A, lda, B, ldb, beta, C, N);
 #else
-  eigen_matmul(C, A, B, M, N, K, transA, transB, alpha, beta);
+  eigen_matmul(C, A, B, M, N, K, transA, transB, alpha, beta, lda, ldb, N);
 #endif
 }
 
-void matmul_in_thread(float* C, const float* A, const float* B, int M, int N, int K,
-                      bool transA, bool transB, float alpha, float beta) {
-  if (matmul_needs_product(C, M, N, K, beta)) eigen_matmul(C, A, B, M, N, K, transA, transB, alpha, beta);
+void matmul_in_thread(float* C, const float* A, const float* B, int M, int N, int K, bool transA,
+                      bool transB, float alpha, float beta, int lda, int ldb, int ldc) {
+  if (!matmul_needs_product(C, M, N, K, beta, ldc)) return;
+#if defined(SWITCHLORA_SKINNY_BLIS)
+  blis_matmul(C, A, B, M, N, K, transA, transB, alpha, beta, lda, ldb, ldc);  // on one thread
+#else
+  eigen_matmul(C, A, B, M, N, K, transA, transB, alpha, beta, lda, ldb, ldc);
+#endif
 }
 
 // With C = op(A) @ op(B):  d op(A) = dC @ op(B)^T  (M, K),  d op(B) = op(A)^T @ dC  (K, N).

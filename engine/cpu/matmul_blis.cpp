@@ -14,14 +14,14 @@
 namespace switchlora::cpu {
 
 void blis_matmul(float* C, const float* A, const float* B, int M, int N, int K, bool transA,
-                 bool transB, float alpha, float beta) {
-  // Row-major storage: a stored (rows, cols) matrix has row stride cols and
-  // column stride 1; a stored transpose is BLIS's transpose flag.
+                 bool transB, float alpha, float beta, int lda, int ldb, int ldc) {
+  // Row-major storage: a stored matrix has row stride ld and column stride
+  // 1; a stored transpose is BLIS's transpose flag.
   rntm_t rntm = BLIS_RNTM_INITIALIZER;  // this call's threads: the engine's OpenMP threads
   bli_rntm_set_num_threads(omp_in_parallel() ? 1 : omp_get_max_threads(), &rntm);
   bli_sgemm_ex(transA ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, transB ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, M, N,
-               K, &alpha, const_cast<float*>(A), transA ? M : K, 1, const_cast<float*>(B), transB ? K : N, 1,
-               &beta, C, N, 1, nullptr, &rntm);
+               K, &alpha, const_cast<float*>(A), lda, 1, const_cast<float*>(B), ldb, 1, &beta, C, ldc, 1,
+               nullptr, &rntm);
 }
 
 }  // namespace switchlora::cpu
