@@ -91,7 +91,9 @@ class Backend {
   //   - forward functions overwrite their outputs;
   //   - backward functions ACCUMULATE (+=) into gradient buffers, so zeroing
   //     the gradients is one explicit step per optimizer step; a null
-  //     gradient pointer means "not needed" and is skipped.
+  //     gradient pointer means "not needed" and is skipped. One exception:
+  //     cross_entropy_backward, the first op of the backward pass, OVERWRITES
+  //     d logits, and may write it over the logits themselves.
   // Dimension names as in llm.c: B batch, T time, C channels, NH heads,
   // HS head size (C = NH * HS), V vocabulary, N = B * T rows. The CPU ops
   // throw for a bad token or target id; kernels cannot throw, so on CUDA
@@ -208,8 +210,12 @@ class Backend {
   // engine/cpu/cross_entropy.cpp, engine/cuda/cross_entropy.cu
   virtual float cross_entropy_forward(float* losses, float* lse, const float* logits,
                                       const int32_t* targets, int N, int V) = 0;
-  // dlogits[n, :] += scale * (softmax(logits[n, :]) - onehot(targets[n]))
-  // The model passes scale = 1 / (N * grad_accum_steps) for a mean loss.
+  // dlogits[n, :] = scale * (softmax(logits[n, :]) - onehot(targets[n]))
+  // Overwrites, unlike the other backward ops; dlogits may equal logits
+  // (in place), which is how the model calls it: the (N, V) gradient needs
+  // no buffer of its own and no zeroing (N V = 66M floats at the paper's
+  // vocabulary and batch 8 x 256). The model passes
+  // scale = 1 / (N * grad_accum_steps) for a mean loss.
   virtual void cross_entropy_backward(float* dlogits, const float* logits, const float* lse,
                                       const int32_t* targets, float scale, int N, int V) = 0;
 

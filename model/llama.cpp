@@ -152,7 +152,7 @@ void Llama::plan_activations(int B, int T) {
 
   const size_t drop = lora.lora_dropout > 0 ? N * std::max(C, I) : 0;  // LoRA dropout: drop(x), its dx
   const size_t merged = r > 0 ? C * I : 0;  // LoRA's W + s B A, the largest W (model/linear.h)
-  scratch_ = Buffer<float>(be, 8 * N * C + 3 * N * I + N * r + N * V + 2 * drop + merged);
+  scratch_ = Buffer<float>(be, 8 * N * C + 3 * N * I + N * r + 2 * drop + merged);
   p = scratch_.data();
   d_res_ = take(N * C);
   d_ln_ = take(N * C);
@@ -166,7 +166,6 @@ void Llama::plan_activations(int B, int T) {
   d_up_ = take(N * I);
   d_act_ = take(N * I);
   d_xa_ = take(N * r);
-  d_logits_ = take(N * V);
   drop_x_ = take(drop);
   drop_dx_ = take(drop);
   w_merged_ = merged ? take(merged) : nullptr;
@@ -272,11 +271,12 @@ void Llama::backward(float grad_scale) {
   SL_CHECK(targets_ != nullptr, "backward() needs a forward() with targets");
   const LlamaConfig& c = config;
   const int N = B_ * T_, C = c.hidden_size, V = c.vocab_size;
-  // d(mean loss) / d logits, scaled for gradient accumulation.
-  be.zero(d_logits_, (size_t)N * V * sizeof(float));
-  be.cross_entropy_backward(d_logits_, logits_, lse_ce_, targets_, grad_scale / N, N, V);
+  // d(mean loss) / d logits, scaled for gradient accumulation, written over
+  // the logits (nothing reads them after the loss).
+  float* d_logits = logits_;
+  be.cross_entropy_backward(d_logits, logits_, lse_ce_, targets_, grad_scale / N, N, V);
   be.zero(d_ln_, (size_t)N * C * sizeof(float));
-  be.linear_backward(d_ln_, lm_head->grad, d_logits_, lnf_, lm_head->data, N, C, V);
+  be.linear_backward(d_ln_, lm_head->grad, d_logits, lnf_, lm_head->data, N, C, V);
   be.zero(d_res_, (size_t)N * C * sizeof(float));
   be.rmsnorm_backward(d_res_, norm_f->grad, d_ln_, res_final_, norm_f->data, rstdf_, N, C);
   for (int l = c.num_hidden_layers - 1; l >= 0; l--) block_backward(l, blocks[l], block_acts_[l], d_res_);

@@ -66,11 +66,14 @@ class Llama {
   // when targets is nullptr (logits only). Activations are (re)allocated when
   // B or T change.
   float forward(const int32_t* inputs, const int32_t* targets, int B, int T);
-  // Accumulates d(loss * grad_scale) into the trainable gradients.
+  // Accumulates d(loss * grad_scale) into the trainable gradients. The
+  // logits are overwritten by their gradient (no (N, V) buffer for it).
   void backward(float grad_scale);
   void zero_grad();
 
-  const float* logits() const { return logits_; }  // (B, T, V) of the last forward, backend memory
+  // (B, T, V) of the last forward, backend memory; until backward(), which
+  // writes d loss / d logits over them.
+  const float* logits() const { return logits_; }
   std::vector<float> logits_host() const;           // the same, copied to the host
   std::vector<Linear*> linears();                   // all 7 L linear layers
   std::vector<const Linear*> linears() const;
@@ -111,7 +114,7 @@ class Llama {
   float* lse_ce_ = nullptr;        // (N)
   // backward scratch
   float *d_res_, *d_ln_, *d_att_, *d_q_, *d_k_, *d_v_, *d_qr_, *d_kr_;
-  float *d_gate_, *d_up_, *d_act_, *d_xa_, *d_logits_;
+  float *d_gate_, *d_up_, *d_act_, *d_xa_;
   float *drop_x_ = nullptr, *drop_dx_ = nullptr;  // (N, max(C, I)) each, with LoRA dropout
   float* w_merged_ = nullptr;                      // (I, C) with LoRA: W + s B A (model/linear.h)
   uint64_t seed_ = 0;

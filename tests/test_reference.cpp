@@ -211,8 +211,8 @@ EngineRun run_engine(Kind m, const std::vector<int32_t>& in, const std::vector<i
 
   model.zero_grad();
   r.loss = model.forward(in.data(), tg.data(), kB, kT);
-  model.backward(1.0f);
   r.logits.assign(model.logits(), model.logits() + (size_t)kB * kT * model.config.vocab_size);
+  model.backward(1.0f);  // overwrites the logits with their gradient
   for (const Param& p : model.params.params)
     if (p.trainable) r.grads.push_back({p.name, {}, std::vector<float>(p.grad, p.grad + p.numel())});
 

@@ -1,6 +1,10 @@
 // Fused log-softmax + cross-entropy over the vocabulary. The (N, V)
 // probabilities are never stored: the forward keeps each row's log-sum-exp
-// and the backward recomputes softmax = exp(logit - lse) on the fly.
+// and the backward recomputes softmax = exp(logit - lse) on the fly, writing
+// the gradient over the logits themselves when the model asks (llm.c's
+// fused classifier does the same): no (N, V) gradient buffer, no zeroing of
+// one, one read and one write of the logits instead of two reads and two
+// writes of each.
 #include <cmath>
 #include <string>
 
@@ -44,7 +48,9 @@ float cross_entropy_forward(float* losses, float* lse, const float* logits,
   return N > 0 ? (float)(total / N) : 0.0f;
 }
 
-// dlogits[n, :] += scale * (softmax(logits[n, :]) - onehot(targets[n]))
+// dlogits[n, :] = scale * (softmax(logits[n, :]) - onehot(targets[n]))
+// Overwrites (the one backward op that does, see Backend); dlogits may be
+// logits itself: each element is read once, then written.
 void cross_entropy_backward(float* dlogits, const float* logits, const float* lse,
                             const int32_t* targets, float scale, int N, int V) {
   if (!dlogits) return;
@@ -55,7 +61,7 @@ void cross_entropy_backward(float* dlogits, const float* logits, const float* ls
     float* drow = dlogits + (int64_t)n * V;
     float l = lse[n];
 #pragma omp simd
-    for (int v = 0; v < V; v++) drow[v] += scale * vexp(row[v] - l);
+    for (int v = 0; v < V; v++) drow[v] = scale * vexp(row[v] - l);
     drow[targets[n]] -= scale;
   }
 }

@@ -41,9 +41,10 @@ __global__ void loss_sum_kernel(double* loss_sum, const float* losses, int N) {
   if (threadIdx.x == 0) *loss_sum = acc;
 }
 
-// dlogits[n, :] += scale * (softmax(logits[n, :]) - onehot(targets[n]))
-// One block per row; the target's element is corrected by the thread that
-// owns it, so no element is written twice. A target outside [0, V) leaves
+// dlogits[n, :] = scale * (softmax(logits[n, :]) - onehot(targets[n]))
+// (overwrites; dlogits may be logits itself: each thread reads an element
+// before it writes it). One block per row; the target's element is
+// corrected by the thread that owns it, so no element is written twice. A target outside [0, V) leaves
 // only the softmax term (the forward has already made that loss NaN).
 __global__ void cross_entropy_backward_kernel(float* dlogits, const float* logits,
                                               const float* lse, const int32_t* targets,
@@ -53,7 +54,7 @@ __global__ void cross_entropy_backward_kernel(float* dlogits, const float* logit
   const int32_t t = targets[blockIdx.x];
   for (int v = threadIdx.x; v < V; v += blockDim.x) {
     float d = scale * expf(logits[off + v] - l);
-    dlogits[off + v] += v == t ? d - scale : d;
+    dlogits[off + v] = v == t ? d - scale : d;
   }
 }
 
