@@ -162,6 +162,20 @@ TEST_CASE("copy_2d moves a column of a row-major matrix; zero_2d clears exactly 
   }
 }
 
+// zero splits a large buffer over the OpenMP threads in 256 KiB chunks: an
+// odd size and offset must clear every byte asked, and not one more.
+TEST_CASE("zero clears exactly the bytes asked, across its chunks and threads") {
+  CpuBackend be(false);
+  const size_t n = 5 * (256 << 10) + 13, offset = 3;  // bytes
+  Buffer<uint8_t> buf(be, n + 2 * offset);
+  buf.from_host(std::vector<uint8_t>(n + 2 * offset, 0xAB));
+  be.zero(buf.data() + offset, n);
+  const std::vector<uint8_t> got = buf.to_host();
+  std::vector<uint8_t> want(n + 2 * offset, 0);
+  for (size_t i = 0; i < offset; i++) want[i] = want[n + offset + i] = 0xAB;
+  CHECK(got == want);
+}
+
 TEST_CASE("training, switching, checkpoints, export and eval never touch backend memory from the host "
           "and wait for every side copy") {
   for (const char* method : {"full", "lora", "switchlora"}) {
