@@ -7,7 +7,8 @@
 # Every configuration runs once per round, the rounds interleaved, and the
 # best round of each is kept. Each of our runs also measures every GEMM
 # library at 2048^3; the fastest rate seen in the whole run is the yardstick
-# (DESIGN §9). A JSON summary goes to $OUT when set.
+# (DESIGN §9), and the fastest step seen of each configuration is what is
+# measured against it (best against best). A JSON summary goes to $OUT when set.
 #
 #   bench/run_bench.sh [BIN]    env: CONFIG, VOCAB, B, T, RANK, STEPS, ROUNDS, THREADS, OUT
 set -euo pipefail
@@ -44,13 +45,15 @@ done
 /usr/bin/python3 - "$lines" "$CONFIG" "$VOCAB" "$B" "$T" "$RANK" "$THREADS" "$ROUNDS" "$STEPS" "${OUT:-}" <<'EOF'
 import json, sys
 path, config, vocab, B, T, rank, threads, rounds, steps, out = sys.argv[1:]
-best, gemm = {}, {}
+best, gemm, fastest = {}, {}, {}
 for line in open(path):
     who, method, js = line.split(" ", 2)
     j = json.loads(js)
     key = (who, method)
     if key not in best or j["tokens_per_s"] > best[key]["tokens_per_s"]:
         best[key] = j
+    if "best_gflops" in j:  # ours: the fastest step of every round
+        fastest[method] = max(fastest.get(method, 0.0), j["best_gflops"])
     for lib, rate in j.get("gemm_rates", {}).items():
         gemm[lib] = max(gemm.get(lib, 0.0), rate)
 top = max(gemm, key=gemm.get)
@@ -61,6 +64,7 @@ print("GEMM yardstick, 2048^3, best of every run: " +
       f" GFLOP/s; the engine multiplies with {best[('ours', 'full')]['engine_gemm']}"
       f" (products with a side <= 64, LoRA's: {best[('ours', 'full')]['skinny_gemm']})")
 names = {"full": "full rank", "lora": f"LoRA r{rank}", "switchlora": f"SwitchLoRA r{rank}"}
+print("tokens/s: the best round's mean over its steps; GFLOP/s and its share of the best GEMM: the fastest step")
 print(f"{'':16} {'tokens/s':>10} {'PyTorch':>10} {'ratio':>7} {'GFLOP/s':>8} {'of best GEMM':>13}")
 summary = {"config": config, "vocab": int(vocab), "batch": int(B), "seq": int(T), "rank": int(rank),
            "threads": int(threads), "gemm_gflops": gemm, "gemm_best": top, "methods": {}}
@@ -68,10 +72,11 @@ for m in ("full", "lora", "switchlora"):
     o = best[("ours", m)]
     t = best.get(("pytorch", m))
     ratio = o["tokens_per_s"] / t["tokens_per_s"] if t else None
-    frac = o["gflops"] / gemm[top]
+    frac = fastest[m] / gemm[top]
     print(f"{names[m]:16} {o['tokens_per_s']:10.0f} " + (f"{t['tokens_per_s']:10.0f} {ratio:6.2f}x" if t else f"{'':10} {'':7}") +
-          f" {o['gflops']:8.1f} {100 * frac:12.1f}%")
-    summary["methods"][m] = {"tokens_per_s": o["tokens_per_s"], "gflops": o["gflops"], "fraction_of_best_gemm": frac,
+          f" {fastest[m]:8.1f} {100 * frac:12.1f}%")
+    summary["methods"][m] = {"tokens_per_s": o["tokens_per_s"], "gflops": o["gflops"], "best_step_gflops": fastest[m],
+                             "fraction_of_best_gemm": frac,
                              "pytorch_tokens_per_s": t["tokens_per_s"] if t else None, "vs_pytorch": ratio}
 tps = {m: best[("ours", m)]["tokens_per_s"] for m in ("full", "lora", "switchlora")}
 print(f"LoRA / full rank {tps['lora'] / tps['full']:.3f}x; SwitchLoRA / LoRA {tps['switchlora'] / tps['lora']:.3f}x")

@@ -51,7 +51,12 @@ TEST_CASE("bench measures every GEMM library it knows and takes the fastest as i
   CHECK(j.at("gemm_library") == best_name);
   CHECK(j.at("gemm_gflops").get<double>() == doctest::Approx(best).epsilon(1e-3));
   CHECK(j.at("fraction_of_gemm").get<double>() ==
-        doctest::Approx(j.at("gflops").get<double>() / best).epsilon(0.01));
+        doctest::Approx(j.at("best_gflops").get<double>() / best).epsilon(0.01));
+  // The fastest step is at least the mean, and its rate says the same.
+  CHECK(j.at("best_step_ms").get<double>() <= j.at("step_ms").get<double>() * 1.0001);
+  CHECK(j.at("best_gflops").get<double>() ==
+        doctest::Approx(j.at("gflops").get<double>() * j.at("step_ms").get<double>() /
+                        j.at("best_step_ms").get<double>()).epsilon(0.01));
   CHECK_FALSE(j.contains("profile_ms"));
 }
 
