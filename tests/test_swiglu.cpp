@@ -39,18 +39,22 @@ TEST_CASE("swiglu grads match finite differences for gate and up") {
   check_close("dup", dup, gu, kTol);
 }
 
+// Both gradients take one fused pass, one alone its own loop: all three
+// paths must give the same bits.
 TEST_CASE("swiglu_backward accumulates grads and skips a null grad pointer") {
   Rng rng{3, 0, 0};
   auto gate = randn(kN, rng, 3.0f), up = randn(kN, rng), dout = randn(kN, rng);
-  std::vector<float> dg1(kN, 0.0f), du1(kN, 0.0f), dg2 = dg1, du2 = du1;
+  std::vector<float> dg1(kN, 0.0f), du1(kN, 0.0f), dg2 = dg1, du2 = du1, du3 = du1;
   cpu::swiglu_backward(dg1.data(), du1.data(), dout.data(), gate.data(), up.data(), kN);
   cpu::swiglu_backward(dg2.data(), nullptr, dout.data(), gate.data(), up.data(), kN);
   cpu::swiglu_backward(dg2.data(), du2.data(), dout.data(), gate.data(), up.data(), kN);
+  cpu::swiglu_backward(nullptr, du3.data(), dout.data(), gate.data(), up.data(), kN);
   // The same float value added twice: 0 + a + a = 2a exactly.
   for (int i = 0; i < kN; i++) {
     INFO("i = " << i);
     REQUIRE(dg2[i] == 2.0f * dg1[i]);
     REQUIRE(du2[i] == du1[i]);
+    REQUIRE(du3[i] == du1[i]);
   }
 }
 
