@@ -22,8 +22,9 @@ const char* gemm_library();
 const char* skinny_gemm_library();
 void matmul(float* C, const float* A, const float* B, int M, int N, int K,
             bool transA, bool transB, float alpha = 1.0f, float beta = 0.0f);
-// The same product on the calling thread alone, for the small per-head
-// products (64 x T x 64) attention runs inside its own OpenMP loop, with each
+// The same product, for the small per-head products (64 x T x 64) attention
+// runs inside its own OpenMP loop (where it runs on the calling thread
+// alone; called outside one, it may use the engine's threads), with each
 // matrix's row stride given (lda, ldb, ldc: a head's K^T is a (HS, ns) block
 // of a (HS, T) array). Through BLIS where the build has it (its typed API,
 // 1.2-1.3x Eigen at these shapes without a transpose of B), else Eigen; never

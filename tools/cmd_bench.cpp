@@ -67,7 +67,9 @@ int cmd_bench(int argc, char** argv) {
   const int steps = f.get_int("steps", 10, "timed steps");
   const int warmup = f.get_int("warmup", 2, "untimed steps first");
   const bool profile = f.get_bool("profile", "then time each phase of --steps more steps (a table, and profile_ms in the JSON)");
-  const int gemm_rounds = f.get_int("gemm_rounds", 3, "interleaved rounds of the GEMM yardstick before the timed steps and again after, best of each library kept");
+  const int gemm_rounds = f.get_int("gemm_rounds", 3,
+                                    "interleaved rounds of the GEMM yardstick before the timed steps and again "
+                                    "after, best of each library kept");
   const bool gemm_shapes = f.get_bool("gemm_shapes", "also print every GEMM library's rate at the model's shapes");
   const float peak_tflops = f.get_float("peak_tflops", 990.0f,
                                         "the card's dense matrix rate for MFU (H100/H200 bf16: 990); GPU only");

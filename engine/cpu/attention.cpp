@@ -166,9 +166,11 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout,
             for (int s = 0; s <= t; s++) row[s] = vexp(row[s] - l);
             for (int s = t + 1; s < ns; s++) row[s] = 0.0f;  // the causal mask
           }
-          if (dv) matmul_in_thread(dvh.data(), P.data(), do_tile, ns, HS, tq, true, false, 1.0f, 1.0f, ns, HS, HS);
+          if (dv)
+            matmul_in_thread(dvh.data(), P.data(), do_tile, ns, HS, tq, true, false, 1.0f, 1.0f, ns, HS, HS);
           if (!dq && !dk) continue;
-          matmul_in_thread(dS.data(), do_tile, vth.data(), tq, ns, HS, false, false, 1.0f, 0.0f, HS, T, ns);  // dP
+          // dP (tq, ns) = dO[t0 : t0+tq] V^T[:, 0 : ns]
+          matmul_in_thread(dS.data(), do_tile, vth.data(), tq, ns, HS, false, false, 1.0f, 0.0f, HS, T, ns);
           for (int r = 0; r < tq; r++) {
             float* ds_row = dS.data() + (int64_t)r * ns;
             const float* p_row = P.data() + (int64_t)r * ns;
@@ -179,7 +181,8 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout,
           if (dq)
             matmul_in_thread(dqh.data() + (int64_t)t0 * HS, dS.data(), kh.data(), tq, HS, ns, false, false, scale,
                              1.0f, ns, HS, HS);
-          if (dk) matmul_in_thread(dkh.data(), dS.data(), q_tile, ns, HS, tq, true, false, scale, 1.0f, ns, HS, HS);
+          if (dk)
+            matmul_in_thread(dkh.data(), dS.data(), q_tile, ns, HS, tq, true, false, scale, 1.0f, ns, HS, HS);
         }
         if (dq) scatter_add_head(dq, dqh.data(), b, h, T, NH, HS);
         if (dk) scatter_add_head(dk, dkh.data(), b, h, T, NH, HS);

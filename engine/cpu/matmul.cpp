@@ -98,7 +98,8 @@ void matmul_in_thread(float* C, const float* A, const float* B, int M, int N, in
                       bool transB, float alpha, float beta, int lda, int ldb, int ldc) {
   if (!matmul_needs_product(C, M, N, K, beta, ldc)) return;
 #if defined(SWITCHLORA_SKINNY_BLIS)
-  blis_matmul(C, A, B, M, N, K, transA, transB, alpha, beta, lda, ldb, ldc);  // on one thread
+  // One thread inside a parallel region (matmul_blis.cpp).
+  blis_matmul(C, A, B, M, N, K, transA, transB, alpha, beta, lda, ldb, ldc);
 #else
   eigen_matmul(C, A, B, M, N, K, transA, transB, alpha, beta, lda, ldb, ldc);
 #endif
