@@ -103,8 +103,8 @@ int cmd_bench(int argc, char** argv) {
   // steps sit between its two halves, so a noisy moment at one end cannot
   // set it.
   const bool gpu = be.device() == Device::kCuda;
-  const std::vector<GemmShape> square = {{"square", gpu ? 8192 : 2048, gpu ? 8192 : 2048, gpu ? 8192 : 2048,
-                                          false, false}};
+  const int n = gpu ? 8192 : 2048;
+  const std::vector<GemmShape> square = {{"square", n, n, n, false, false}};
   std::vector<GemmRate> rates = measure_gemm_rates(be, square, gemm_rounds);
   // Each step timed on its own too: the fastest one is what the machine
   // does undisturbed, the same way the yardstick keeps its best repetition.
