@@ -62,7 +62,7 @@ print(f"model {config}, vocab {vocab}, batch {B} x {T}, {threads} threads, LoRA 
 print("GEMM yardstick, 2048^3, best of every run: " +
       ", ".join(f"{lib} {rate:.1f}" for lib, rate in sorted(gemm.items(), key=lambda kv: -kv[1])) +
       f" GFLOP/s; the engine multiplies with {best[('ours', 'full')]['engine_gemm']}"
-      f" (products with a side <= 64, LoRA's: {best[('ours', 'full')]['skinny_gemm']})")
+      f" (the weight gradients: {best[('ours', 'full')]['weight_gradient_gemm']})")
 names = {"full": "full rank", "lora": f"LoRA r{rank}", "switchlora": f"SwitchLoRA r{rank}"}
 print("tokens/s: the best round's mean over its steps; GFLOP/s and its share of the best GEMM: the fastest step")
 print(f"{'':16} {'tokens/s':>10} {'PyTorch':>10} {'ratio':>7} {'GFLOP/s':>8} {'of best GEMM':>13}")

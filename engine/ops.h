@@ -13,13 +13,13 @@
 namespace switchlora::cpu {
 
 // ---------------------------------------------------------------- matmul
-// Backend::matmul (at fp32), engine/cpu/matmul.cpp, on the GEMM library this
-// build links (CMake's SWITCHLORA_BLAS): "openblas", "blis" or "eigen".
-const char* gemm_library();
-// The library of the skinny products (a side at most kSkinnyMax, LoRA's):
-// "blis" in an OpenBLAS build that found BLIS (CMake's SWITCHLORA_SKINNY_BLIS),
-// else gemm_library().
-const char* skinny_gemm_library();
+// Backend::matmul (at fp32), engine/cpu/matmul.cpp, on the GEMM libraries
+// this build links (CMake's SWITCHLORA_BLAS): "openblas", "blis" or "eigen".
+// An OpenBLAS build that found BLIS (CMake's SWITCHLORA_SPLIT_GEMM) gives
+// each library the products it was measured faster at: OpenBLAS the weight
+// gradients dy^T x of the model's layers, BLIS all the rest.
+const char* gemm_library();                   // every product but those
+const char* weight_gradient_gemm_library();  // dW = dy^T x, no side <= kSkinnyMax
 void matmul(float* C, const float* A, const float* B, int M, int N, int K,
             bool transA, bool transB, float alpha = 1.0f, float beta = 0.0f);
 // The same product, for the small per-head products (64 x T x 64) attention

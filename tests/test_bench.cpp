@@ -5,6 +5,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <sstream>
 #include <string>
 
 #include "engine/ops.h"
@@ -15,7 +17,8 @@ using namespace switchlora;
 
 namespace {
 
-nlohmann::json bench(const std::string& flags) {
+// The JSON line bench prints last; `output`, if asked, gets all it printed.
+nlohmann::json bench(const std::string& flags, std::string* output = nullptr) {
   const LlamaConfig c = test::small_config(64, 96, 4, 2, 256, 32);
   const std::string path = std::filesystem::temp_directory_path() / ("bench_" + std::to_string(getpid()) + ".json");
   std::ofstream(path) << config_to_json(c);
@@ -25,6 +28,7 @@ nlohmann::json bench(const std::string& flags) {
   std::filesystem::remove(path);
   INFO(r.output);
   REQUIRE(r.rc == 0);
+  if (output) *output = r.output;
   return nlohmann::json::parse(r.output.substr(r.output.rfind("\n{") + 1));
 }
 
@@ -34,8 +38,9 @@ TEST_CASE("bench measures every GEMM library it knows and takes the fastest as i
   const nlohmann::json j = bench("");
   const nlohmann::json& rates = j.at("gemm_rates");
   CHECK(j.at("engine_gemm") == cpu::gemm_library());
-  CHECK(j.at("skinny_gemm") == cpu::skinny_gemm_library());
+  CHECK(j.at("weight_gradient_gemm") == cpu::weight_gradient_gemm_library());
   CHECK(rates.contains(cpu::gemm_library()));
+  CHECK(rates.contains(cpu::weight_gradient_gemm_library()));
   CHECK(rates.contains("eigen"));
 #if !defined(SWITCHLORA_SANITIZED)
   // make deps installs both, and the build finds them (CMakeLists.txt).
@@ -84,4 +89,61 @@ TEST_CASE("bench --profile names every phase of a SwitchLoRA step, and the phase
   const double total = j.at("profiled_step_ms").get<double>();
   CHECK(sum <= total * 1.001 + 0.005 * (double)p.size());
   CHECK(sum >= total * 0.9 - 0.005 * (double)p.size());
+}
+
+// --gemm_shapes: a row per library for the square and every GEMM of the
+// model, and the full-rank ceiling recomputed here from the printed rates
+// with the model's own count (small_config above: C 64, I 96, L 2, V 256;
+// bench's tokens: batch 2 x 32).
+TEST_CASE("bench --gemm_shapes lists the model's GEMMs, and its ceiling is their FLOPs at those rates") {
+  std::string out;
+  const nlohmann::json j = bench("--gemm_shapes", &out);
+  const double C = 64, I = 96, L = 2, V = 256, T = 32, N = 2 * 32;
+  // name -> (M N K, the best library's rate); libraries in the header line.
+  std::map<std::string, std::pair<double, double>> rows;
+  std::istringstream lines(out.substr(out.find("GFLOP/s, best of rounds")));
+  std::string line;
+  std::getline(lines, line);
+  const size_t libraries = j.at("gemm_rates").size();
+  while (std::getline(lines, line) && line.find(" x ") != std::string::npos) {
+    // "<name>  M x N x K  rate rate rate"
+    std::istringstream words(line.substr(26));
+    double m, n, k, best = 0, rate;
+    std::string x;
+    words >> m >> x >> n >> x >> k;
+    for (size_t i = 0; i < libraries && words >> rate; i++) best = std::max(best, rate);
+    CHECK(best > 0);
+    std::string name = line.substr(0, 26);
+    name.erase(name.find_last_not_of(' ') + 1);
+    rows[name] = {2 * m * n * k, best};
+  }
+  const std::pair<const char*, double> per_step[] = {
+      {"q,k,v,o forward  x W^T", 4 * L}, {"q,k,v,o dx       dy W", 4 * L}, {"q,k,v,o dW       dy^T x", 4 * L},
+      {"gate,up forward  x W^T", 2 * L}, {"gate,up dx       dy W", 2 * L}, {"gate,up dW       dy^T x", 2 * L},
+      {"down forward     x W^T", L},     {"down dx          dy W", L},     {"down dW          dy^T x", L},
+      {"lm_head forward  x W^T", 1},     {"lm_head dx       dy W", 1},     {"lm_head dW       dy^T x", 1}};
+  REQUIRE(rows.count("square"));
+  CHECK(rows.size() == 1 + std::size(per_step));  // full rank: no LoRA rows
+  double gemm_flops = 0, gemm_sec = 0, slowest = rows["square"].second;
+  for (const auto& [name, count] : per_step) {
+    CAPTURE(name);
+    REQUIRE(rows.count(name));
+    gemm_flops += count * rows[name].first;
+    gemm_sec += count * rows[name].first / (rows[name].second * 1e9);
+    slowest = std::min(slowest, rows[name].second);
+  }
+  // Every weight matrix's forward, dx and dW: 6 N_matmul a token.
+  CHECK(gemm_flops == doctest::Approx(6 * (L * (4 * C * C + 3 * C * I) + V * C) * N));
+  const double square = rows["square"].second, attention = 12 * L * T * C * N;
+  const double ceiling = (gemm_flops + attention) / (gemm_sec + attention / (square * 1e9)) / 1e9 / square;
+  // The printed rates are rounded to 0.1 GFLOP/s, each time's share by at
+  // most 0.05 / rate of itself, the ceiling to 3 decimals.
+  const double got = j.at("gemm_ceiling").get<double>();
+  CAPTURE(out);
+  CHECK(std::abs(got - ceiling) <= 2 * 0.05 / slowest * ceiling + 0.0005);
+
+  // A LoRA step adds its skinny products and has no full-rank ceiling.
+  const nlohmann::json lora = bench("--gemm_shapes --use_lora --lora_rank 4", &out);
+  CHECK(out.find("LoRA x A^T") != std::string::npos);
+  CHECK_FALSE(lora.contains("gemm_ceiling"));
 }

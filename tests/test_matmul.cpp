@@ -266,8 +266,10 @@ TEST_CASE("matmul_in_thread honours row strides, inside an OpenMP region") {
 // same bits on every thread (OpenBLAS's single-threaded bits differ from its
 // threaded ones, so a run's bits depend on OMP_NUM_THREADS; a repeated call
 // with the same threads gives the same bits, which resuming relies on).
-// The skinny shapes (a side of at most 64, LoRA's x A^T, xa B^T and dA) go
-// to BLIS in an OpenBLAS build (cpu::skinny_gemm_library()): held to the same.
+// A default build splits them between two libraries (cpu::gemm_library() and
+// cpu::weight_gradient_gemm_library(): tA with no side <= 64 is OpenBLAS's,
+// the rest, the skinny shapes of LoRA's x A^T, xa B^T and dA among them,
+// BLIS's): every case here is held to the same.
 TEST_CASE("matmul at model sizes matches the naive loop, repeats its bits, and is right inside an OpenMP region") {
   const int shapes[][3] = {{300, 260, 290}, {600, 16, 290}, {600, 290, 16}, {16, 290, 600}, {64, 65, 300}};
   Rng rng{77, 0, 0};

@@ -11,7 +11,9 @@
 // The yardstick (gemm_gflops) is the fastest GEMM library measured in this
 // run (tools/gemm_yardstick.h), each library's best repetition;
 // fraction_of_gemm = best_gflops / gemm_gflops. --profile adds the time per
-// phase of a step.
+// phase of a step; --gemm_shapes every library's rate at the model's shapes
+// and, for full rank, "gemm_ceiling": the largest fraction_of_gemm those
+// rates allow.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -38,16 +40,23 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 
 // The model's GEMMs, one of each kind (--gemm_shapes): forward, input and
-// weight gradients of the linear layers, lm_head, and LoRA's skinny products.
+// weight gradients of the linear layers and lm_head, each with how many a
+// full-rank step multiplies (L layers: q, k, v, o are 4 a layer, gate and up
+// 2, down 1), then LoRA's skinny products.
 std::vector<GemmShape> model_shapes(const LlamaConfig& c, int N, int r) {
-  const int C = c.hidden_size, I = c.intermediate_size, V = c.vocab_size;
-  std::vector<GemmShape> s = {{"q,k,v,o forward  x W^T", N, C, C, false, true},
-                              {"q,k,v,o dW       dy^T x", C, C, N, true, false},
-                              {"gate,up forward  x W^T", N, I, C, false, true},
-                              {"gate,up dx       dy W", N, C, I, false, false},
-                              {"down forward     x W^T", N, C, I, false, true},
-                              {"lm_head forward  x W^T", N, V, C, false, true},
-                              {"lm_head dW       dy^T x", V, C, N, true, false}};
+  const int C = c.hidden_size, I = c.intermediate_size, V = c.vocab_size, L = c.num_hidden_layers;
+  std::vector<GemmShape> s = {{"q,k,v,o forward  x W^T", N, C, C, false, true, 4 * L},
+                              {"q,k,v,o dx       dy W", N, C, C, false, false, 4 * L},
+                              {"q,k,v,o dW       dy^T x", C, C, N, true, false, 4 * L},
+                              {"gate,up forward  x W^T", N, I, C, false, true, 2 * L},
+                              {"gate,up dx       dy W", N, C, I, false, false, 2 * L},
+                              {"gate,up dW       dy^T x", I, C, N, true, false, 2 * L},
+                              {"down forward     x W^T", N, C, I, false, true, L},
+                              {"down dx          dy W", N, I, C, false, false, L},
+                              {"down dW          dy^T x", C, I, N, true, false, L},
+                              {"lm_head forward  x W^T", N, V, C, false, true, 1},
+                              {"lm_head dx       dy W", N, C, V, false, false, 1},
+                              {"lm_head dW       dy^T x", V, C, N, true, false, 1}};
   if (r > 0) {
     s.push_back({"LoRA x A^T", N, r, C, false, true});
     s.push_back({"LoRA xa B^T", N, C, r, false, true});
@@ -155,8 +164,13 @@ int cmd_bench(int argc, char** argv) {
   // rates swing by +-20% within minutes) to the engine alone.
   const double fraction = best_gflops / best->gflops[0];
 
+  double ceiling = 0;  // the GEMM-only bound on a full-rank step's fraction (below)
   if (gemm_shapes) {
-    const std::vector<GemmShape> shapes = model_shapes(config, o.batch_size * o.max_length, r);
+    const int N = o.batch_size * o.max_length;
+    // The square among them, so the ceiling below compares rates measured
+    // in the same interleaved rounds.
+    std::vector<GemmShape> shapes = model_shapes(config, N, r);
+    shapes.insert(shapes.begin(), square[0]);
     const std::vector<GemmRate> at = measure_gemm_rates(be, shapes, gemm_rounds);
     std::printf("%-26s %16s", "GFLOP/s, best of rounds", "M x N x K");
     for (const GemmRate& g : at) std::printf(" %9s", g.library.c_str());
@@ -167,6 +181,24 @@ int cmd_bench(int argc, char** argv) {
       std::printf("%-26s %16s", shapes[j].what.c_str(), mnk);
       for (const GemmRate& g : at) std::printf(" %9.1f", g.gflops[j]);
       std::printf("\n");
+    }
+    // The ceiling: a full-rank step's FLOPs over the time its GEMMs alone
+    // would take, each at the best library's rate at its shape (measured
+    // alone, hot in cache), attention's products at the square's rate and
+    // everything else free, as a fraction of the square's best rate in
+    // these same rounds. A full-rank step of this shape reaches a larger
+    // fraction_of_gemm only by multiplying faster than the libraries do.
+    if (o.method == "full") {
+      std::vector<double> rate(shapes.size(), 0.0);  // the best library's, per shape
+      for (size_t j = 0; j < shapes.size(); j++)
+        for (const GemmRate& g : at) rate[j] = std::max(rate[j], g.gflops[j]);
+      double gemm_sec = 0;
+      for (size_t j = 1; j < shapes.size(); j++)
+        gemm_sec += shapes[j].per_step * 2.0 * shapes[j].M * shapes[j].N * shapes[j].K / (rate[j] * 1e9);
+      const double attention_sec = 12 * L * o.max_length * C * N / (rate[0] * 1e9);
+      ceiling = flops_per_token * N / (gemm_sec + attention_sec) / 1e9 / rate[0];
+      std::printf("GEMM-only ceiling of a full-rank step: its GEMMs %.1f ms at these rates, %.3f of the "
+                  "square's %.1f GFLOP/s\n", 1000 * gemm_sec, ceiling, rate[0]);
     }
   }
   if (profile) {
@@ -183,16 +215,21 @@ int cmd_bench(int argc, char** argv) {
   std::snprintf(head, sizeof head,
                 "{\"device\": \"%s\", \"dtype\": \"%s\", \"tokens_per_s\": %.1f, \"step_ms\": %.2f, "
                 "\"gflops\": %.2f, \"best_step_ms\": %.2f, \"best_gflops\": %.2f, \"engine_gemm\": \"%s\", "
-                "\"skinny_gemm\": \"%s\", \"gemm_library\": \"%s\", \"gemm_gflops\": %.2f, "
+                "\"weight_gradient_gemm\": \"%s\", \"gemm_library\": \"%s\", \"gemm_gflops\": %.2f, "
                 "\"fraction_of_gemm\": %.3f, \"mfu\": %.4f, \"peak_rss_mb\": %.1f",
                 be.name().c_str(), o.dtype.c_str(), tokens / sec, 1000 * sec / steps, gflops, 1000 * best_step_sec,
-                best_gflops, gpu ? "cublas" : cpu::gemm_library(), gpu ? "cublas" : cpu::skinny_gemm_library(),
+                best_gflops, gpu ? "cublas" : cpu::gemm_library(), gpu ? "cublas" : cpu::weight_gradient_gemm_library(),
                 best->library.c_str(), best->gflops[0], fraction, mfu, peak_rss_mb);
   std::string tail;
+  if (ceiling > 0) {
+    char c[64];
+    std::snprintf(c, sizeof c, ", \"gemm_ceiling\": %.3f", ceiling);
+    tail += c;
+  }
   if (profile) {
     char total[64];
     std::snprintf(total, sizeof total, ", \"profiled_step_ms\": %.2f", 1000 * profiled_sec / steps);
-    tail = ", \"profile_ms\": " + profile_json.dump() + total;
+    tail += ", \"profile_ms\": " + profile_json.dump() + total;
   }
   std::printf("%s, \"gemm_rates\": %s%s}\n", head, rates_json.dump().c_str(), tail.c_str());
   return 0;

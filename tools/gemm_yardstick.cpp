@@ -63,20 +63,26 @@ Gemm load_cblas(const std::string& name, const char* path) {
 }
 
 std::vector<Library> cpu_libraries() {
+#if defined(SWITCHLORA_SPLIT_GEMM)
+  // Both libraries linked, each called as the engine calls it, whatever
+  // matmul's rule gives a shape. BLIS through its typed API: its CBLAS layer
+  // would call OpenBLAS's sgemm_ (and dlopen would hand back the linked copy).
+  std::vector<Library> libs = {
+      {"blis",
+       [](const GemmShape& s, const float* A, const float* B, float* C) {
+         cpu::blis_matmul(C, A, B, s.M, s.N, s.K, s.transA, s.transB, 1.0f, 0.0f, s.transA ? s.M : s.K,
+                          s.transB ? s.K : s.N, s.N);
+       }},
+      {"openblas", [](const GemmShape& s, const float* A, const float* B, float* C) {
+         cpu::cblas_matmul(C, A, B, s.M, s.N, s.K, s.transA, s.transB, 1.0f, 0.0f);
+       }}};
+#else
   // The engine's own call site first, on whatever it links.
   std::vector<Library> libs = {{cpu::gemm_library(), [](const GemmShape& s, const float* A, const float* B, float* C) {
                                   cpu::matmul(C, A, B, s.M, s.N, s.K, s.transA, s.transB);
                                 }}};
-  if (libs[0].name != "eigen") libs.push_back({"eigen", eigen_gemm});
-#if defined(SWITCHLORA_SKINNY_BLIS)
-  // BLIS is linked (for the skinny products), so dlopen would hand back the
-  // linked copy, whose CBLAS layer calls OpenBLAS's sgemm_: measured through
-  // its typed API instead, as the engine calls it.
-  libs.push_back({"blis", [](const GemmShape& s, const float* A, const float* B, float* C) {
-                    cpu::blis_matmul(C, A, B, s.M, s.N, s.K, s.transA, s.transB, 1.0f, 0.0f, s.transA ? s.M : s.K,
-                                     s.transB ? s.K : s.N, s.N);
-                  }});
 #endif
+  if (libs[0].name != "eigen") libs.push_back({"eigen", eigen_gemm});
 #if !defined(SWITCHLORA_SANITIZED)  // the sanitizer runtime refuses RTLD_DEEPBIND
   const std::pair<const char*, const char*> others[] = {{"openblas", SWITCHLORA_OPENBLAS_SO},
                                                         {"blis", SWITCHLORA_BLIS_SO}};

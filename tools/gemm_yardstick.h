@@ -15,6 +15,7 @@ struct GemmShape {
   std::string what;  // "q,k,v,o forward", ...
   int M, N, K;
   bool transA, transB;
+  int per_step = 0;  // how many a full-rank training step multiplies (bench's ceiling)
 };
 
 struct GemmRate {

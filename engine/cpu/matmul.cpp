@@ -4,7 +4,8 @@
 // The library is chosen when the engine is built (CMake's SWITCHLORA_BLAS,
 // DESIGN §9): OpenBLAS or BLIS through their CBLAS interface (Debian's OpenMP
 // builds, so their threads are the engine's OpenMP threads), or Eigen, which
-// maps the row-major float arrays in place and needs nothing installed. A
+// maps the row-major float arrays in place and needs nothing installed; the
+// default build splits the products between OpenBLAS and BLIS (below). A
 // stored transpose is a transpose flag to every library: nothing is copied.
 #if defined(SWITCHLORA_CBLAS)
 #include <cblas.h>
@@ -20,6 +21,16 @@
 namespace switchlora::cpu {
 
 const char* gemm_library() {
+#if defined(SWITCHLORA_SPLIT_GEMM)
+  return "blis";
+#elif defined(SWITCHLORA_CBLAS)
+  return SWITCHLORA_CBLAS;  // "openblas" or "blis", from CMake
+#else
+  return "eigen";
+#endif
+}
+
+const char* weight_gradient_gemm_library() {
 #if defined(SWITCHLORA_CBLAS)
   return SWITCHLORA_CBLAS;  // "openblas" or "blis", from CMake
 #else
@@ -27,18 +38,10 @@ const char* gemm_library() {
 #endif
 }
 
-const char* skinny_gemm_library() {
-#if defined(SWITCHLORA_SKINNY_BLIS)
-  return "blis";
-#else
-  return gemm_library();
-#endif
-}
-
 // C (M, N) = alpha * op(A) @ op(B) + beta * C through Eigen, mapping the
 // row-major arrays in place with their row strides lda, ldb, ldc (called
-// with M, N, K > 0). Unused in an OpenBLAS build with BLIS for the skinny
-// and per-thread products.
+// with M, N, K > 0). Unused in a build that splits its products between
+// OpenBLAS and BLIS.
 [[maybe_unused]] static void eigen_matmul(float* C, const float* A, const float* B, int M, int N, int K,
                                           bool transA, bool transB, float alpha, float beta, int lda, int ldb,
                                           int ldc) {
@@ -72,23 +75,33 @@ static bool matmul_needs_product(float* C, int M, int N, int K, float beta, int 
   return true;
 }
 
+#if defined(SWITCHLORA_CBLAS)
+void cblas_matmul(float* C, const float* A, const float* B, int M, int N, int K, bool transA, bool transB,
+                  float alpha, float beta) {
+  // beta = 0 overwrites C in both libraries: garbage and NaN in C are never read.
+  cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N,
+              K, alpha, A, transA ? M : K, B, transB ? K : N, beta, C, N);
+}
+#endif
+
 // C (M, N) = alpha * op(A) @ op(B) + beta * C
 void matmul(float* C, const float* A, const float* B, int M, int N, int K,
             bool transA, bool transB, float alpha, float beta) {
   if (!matmul_needs_product(C, M, N, K, beta, N)) return;
   // A stored (M, K), or (K, M) when transA; likewise B stored (K, N) or (N, K).
   const int lda = transA ? M : K, ldb = transB ? K : N;
-#if defined(SWITCHLORA_SKINNY_BLIS)
-  // LoRA's products (a side of r) run up to 5x faster in BLIS than in
-  // OpenBLAS on our machines; the model's other shapes split between the two
-  // (BLIS the forward ones, OpenBLAS the dW ones), so they stay OpenBLAS's.
-  if (std::min({M, N, K}) <= kSkinnyMax)
-    return blis_matmul(C, A, B, M, N, K, transA, transB, alpha, beta, lda, ldb, N);
+#if defined(SWITCHLORA_SPLIT_GEMM)
+  // On our machines BLIS multiplies LoRA's skinny products (a side of r) up
+  // to 5x faster than OpenBLAS, and the products whose rows are the tokens
+  // (forward x W^T, dx = dy W) 5-30% faster at the 20m shapes; OpenBLAS wins
+  // the weight gradients dy^T x, a sum over the tokens (docs/PERFORMANCE.md,
+  // `bench --gemm_shapes`). A rule on the shape, fixed at build time, so a
+  // run's bits never depend on a noisy measurement.
+  const bool weight_gradient = transA && std::min({M, N, K}) > kSkinnyMax;
+  if (!weight_gradient) return blis_matmul(C, A, B, M, N, K, transA, transB, alpha, beta, lda, ldb, N);
 #endif
 #if defined(SWITCHLORA_CBLAS)
-  // beta = 0 overwrites C in both libraries: garbage and NaN in C are never read.
-  cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N,
-              K, alpha, A, lda, B, ldb, beta, C, N);
+  cblas_matmul(C, A, B, M, N, K, transA, transB, alpha, beta);
 #else
   eigen_matmul(C, A, B, M, N, K, transA, transB, alpha, beta, lda, ldb, N);
 #endif
@@ -97,7 +110,7 @@ void matmul(float* C, const float* A, const float* B, int M, int N, int K,
 void matmul_in_thread(float* C, const float* A, const float* B, int M, int N, int K, bool transA,
                       bool transB, float alpha, float beta, int lda, int ldb, int ldc) {
   if (!matmul_needs_product(C, M, N, K, beta, ldc)) return;
-#if defined(SWITCHLORA_SKINNY_BLIS)
+#if defined(SWITCHLORA_SPLIT_GEMM)
   // One thread inside a parallel region (matmul_blis.cpp).
   blis_matmul(C, A, B, M, N, K, transA, transB, alpha, beta, lda, ldb, ldc);
 #else

@@ -1,11 +1,12 @@
-// The skinny products (a dimension at most kSkinnyMax: LoRA's x A^T, its
-// rank-r updates and the sums over tokens dA, dB) through BLIS, in an
-// OpenBLAS build: OpenBLAS multiplies them at 15-33 GFLOP/s on this kind of
-// machine, BLIS at 22-146 (docs/PERFORMANCE.md, `bench --gemm_shapes`).
-// BLIS's own typed API (bli_sgemm_ex), not its CBLAS layer: every BLAS name
-// (cblas_sgemm, sgemm_) in this process is OpenBLAS's, linked first, and the
-// typed API never goes through them. Compiled only where CMake found both.
-#if defined(SWITCHLORA_SKINNY_BLIS)
+// Every product but the model's weight gradients through BLIS, in an
+// OpenBLAS build (matmul.cpp says which and why): OpenBLAS multiplies
+// LoRA's skinny products at 15-33 GFLOP/s on this kind of machine, BLIS at
+// 22-146, and BLIS leads on the forward and dx products too
+// (docs/PERFORMANCE.md, `bench --gemm_shapes`). BLIS's own typed API
+// (bli_sgemm_ex), not its CBLAS layer: every BLAS name (cblas_sgemm, sgemm_)
+// in this process is OpenBLAS's, linked first, and the typed API never goes
+// through them. Compiled only where CMake found both.
+#if defined(SWITCHLORA_SPLIT_GEMM)
 #include <blis.h>
 #include <omp.h>
 
