@@ -6,6 +6,9 @@
 #include <limits>
 #include <vector>
 
+#include <omp.h>
+
+#include "engine/ops.h"
 #include "engine/rng.h"
 #include "optim/adamw.h"
 
@@ -82,4 +85,25 @@ TEST_CASE("a non-finite norm is returned and the gradients are left for the call
   float returned = clip_grad_norm(g.data(), g.size(), 1.0f);
   CHECK(std::isinf(returned));
   CHECK(std::memcmp(g.data(), before.data(), g.size() * sizeof(float)) == 0);
+}
+
+// The sum of squares behind the norm (engine/cpu/update.cpp): the serial
+// double sum to double rounding whatever the length (shorter than the
+// threads, shorter than its lanes, uneven tails), and the same bits on
+// every call with the same threads.
+TEST_CASE("sum_squares is the double sum at every length and repeats its bits") {
+  const int threads_before = omp_get_max_threads();
+  for (size_t n : {0, 1, 3, 15, 16, 17, 33, 100003}) {
+    CAPTURE(n);
+    const std::vector<float> g = random_grads(300 + n, n, 1.0f);
+    const double want = norm_of(g) * norm_of(g);
+    for (int threads : {1, 2, 3}) {
+      CAPTURE(threads);
+      omp_set_num_threads(threads);
+      const double got = cpu::sum_squares(g.data(), n);
+      CHECK(std::fabs(got - want) <= 1e-12 * want);
+      CHECK(cpu::sum_squares(g.data(), n) == got);
+    }
+  }
+  omp_set_num_threads(threads_before);
 }

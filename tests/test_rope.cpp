@@ -15,7 +15,8 @@ constexpr float kTheta = 10000.0f;  // LLaMA's base
 // HF LLaMA, written out per element in double:
 //   out[i] = x[i] cos(a) - x[i + HS/2] sin(a),  out[i + HS/2] = x[i + HS/2] cos(a) + x[i] sin(a)
 //   a = t * theta^(-2i/HS)
-static std::vector<double> naive_rope(const std::vector<double>& x, int B, int T, int NH, int HS) {
+static std::vector<double> naive_rope(const std::vector<double>& x, int B, int T, int NH, int HS,
+                                      double theta = kTheta) {
   std::vector<double> out(x.size());
   int half = HS / 2;
   for (int b = 0; b < B; b++)
@@ -23,7 +24,7 @@ static std::vector<double> naive_rope(const std::vector<double>& x, int B, int T
       for (int h = 0; h < NH; h++)
         for (int i = 0; i < half; i++) {
           size_t o = (((size_t)b * T + t) * NH + h) * HS;
-          double a = t * std::pow((double)kTheta, -2.0 * i / HS);
+          double a = t * std::pow(theta, -2.0 * i / HS);
           out[o + i] = x[o + i] * std::cos(a) - x[o + i + half] * std::sin(a);
           out[o + i + half] = x[o + i + half] * std::cos(a) + x[o + i] * std::sin(a);
         }
@@ -43,6 +44,25 @@ TEST_CASE("rope matches the direct rotate_half formula up to position 200") {
   std::vector<float> out(x.size());
   cpu::rope_forward(out.data(), x.data(), B, T, NH, HS, kTheta);
   check_close("rope(x)", out, naive_rope(to_double(x), B, T, NH, HS), kTol);
+}
+
+// The cos/sin table is kept between calls (engine/cpu/rope.cpp): a call with
+// another length, head size or base must not reuse it, and one back on the
+// first shape must not either.
+TEST_CASE("rope is right when the length, head size and base change from call to call") {
+  const struct { int T, HS; float theta; } calls[] = {
+      {200, 16, kTheta}, {7, 8, 500.0f}, {200, 16, 500.0f}, {200, 32, kTheta}, {300, 16, kTheta}, {7, 8, 500.0f}};
+  Rng rng{5, 0, 0};
+  for (const auto& c : calls) {
+    CAPTURE(c.T);
+    CAPTURE(c.HS);
+    CAPTURE(c.theta);
+    const int B = 1, NH = 2;
+    auto x = randn((size_t)B * c.T * NH * c.HS, rng);
+    std::vector<float> out(x.size());
+    cpu::rope_forward(out.data(), x.data(), B, c.T, NH, c.HS, c.theta);
+    check_close("rope(x)", out, naive_rope(to_double(x), B, c.T, NH, c.HS, c.theta), kTol);
+  }
 }
 
 TEST_CASE("rope preserves the norm of every head vector") {

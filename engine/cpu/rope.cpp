@@ -13,23 +13,40 @@ namespace switchlora::cpu {
 // cos and sin of every (t, i) angle, (T, HS/2) each. The angles are computed
 // in double: t * freq reaches thousands of radians, where a float angle would
 // already be off by ~1e-4 before the cosine.
-static void rope_table(std::vector<float>& cosv, std::vector<float>& sinv, int T, int HS,
-                       float theta, const char* op) {
+struct RopeTable {
+  int T = 0, HS = 0;
+  float theta = 0.0f;
+  std::vector<float> cosv, sinv;
+};
+
+// The table for (T, HS, theta), computed when they change: every layer's q
+// and k, forward and backward, use the same one, and computing its T HS
+// double cosines and sines each call took as long as the rotation itself.
+// One per thread, so that concurrent callers never share it.
+static const RopeTable& rope_table(int T, int HS, float theta, const char* op) {
   if (HS % 2 != 0)
     throw Error(std::string(op) + ": head size HS = " + std::to_string(HS) + " must be even");
   if (!(theta > 0.0f))
     throw Error(std::string(op) + ": rope theta = " + std::to_string(theta) + " must be > 0");
+  thread_local RopeTable table;
+  if (table.T == T && table.HS == HS && table.theta == theta) return table;
   int half = HS / 2;
-  cosv.resize((size_t)T * half);
-  sinv.resize((size_t)T * half);
+  table.T = 0;  // until it is whole
+  table.cosv.resize((size_t)T * half);
+  table.sinv.resize((size_t)T * half);
   std::vector<double> freq(half);
   for (int i = 0; i < half; i++) freq[i] = std::pow((double)theta, -2.0 * i / HS);
+  // Pointers, not `table`: in the parallel loop that name would be each
+  // worker thread's own (empty) table.
+  float *cosv = table.cosv.data(), *sinv = table.sinv.data();
 #pragma omp parallel for
   for (int t = 0; t < T; t++)
     for (int i = 0; i < half; i++) {
       cosv[(size_t)t * half + i] = (float)std::cos(t * freq[i]);
       sinv[(size_t)t * half + i] = (float)std::sin(t * freq[i]);
     }
+  table.T = T, table.HS = HS, table.theta = theta;
+  return table;
 }
 
 // out = R(sign * angle) x over (B, T, NH, HS), written or accumulated:
@@ -38,8 +55,8 @@ static void rope_table(std::vector<float>& cosv, std::vector<float>& sinv, int T
 template <bool kAccumulate>
 static void rotate(float* out, const float* x, int B, int T, int NH, int HS, float theta, float sign,
                    const char* op) {
-  std::vector<float> cosv, sinv;
-  rope_table(cosv, sinv, T, HS, theta, op);
+  const RopeTable& table = rope_table(T, HS, theta, op);
+  const std::vector<float>&cosv = table.cosv, &sinv = table.sinv;
   int half = HS / 2;
 #pragma omp parallel for collapse(2)
   for (int b = 0; b < B; b++)
