@@ -194,7 +194,7 @@ int cmd_bench(int argc, char** argv) {
         for (const GemmRate& g : at) rate[j] = std::max(rate[j], g.gflops[j]);
       double gemm_sec = 0;
       for (size_t j = 1; j < shapes.size(); j++)
-        gemm_sec += shapes[j].per_step * 2.0 * shapes[j].M * shapes[j].N * shapes[j].K / (rate[j] * 1e9);
+        gemm_sec += shapes[j].per_step * shapes[j].flops() / (rate[j] * 1e9);
       const double attention_sec = 12 * L * o.max_length * C * N / (rate[0] * 1e9);
       ceiling = flops_per_token * N / (gemm_sec + attention_sec) / 1e9 / rate[0];
       std::printf("GEMM-only ceiling of a full-rank step: its GEMMs %.1f ms at these rates, %.3f of the "

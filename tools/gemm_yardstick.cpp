@@ -121,7 +121,7 @@ std::vector<GemmRate> measure_gemm_rates(Backend& be, const std::vector<GemmShap
   for (int round = 0; round < rounds; round++)
     for (size_t j = 0; j < shapes.size(); j++) {
       const GemmShape& s = shapes[j];
-      const double flops = 2.0 * s.M * s.N * s.K;
+      const double flops = s.flops();
       // Enough calls for about 2 GFLOP (CPU) or 200 GFLOP (GPU) a round.
       const int calls = std::max(1, (int)((be.device() == Device::kCpu ? 2e9 : 2e11) / flops));
       for (size_t i = 0; i < libs.size(); i++) {

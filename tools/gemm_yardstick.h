@@ -16,6 +16,7 @@ struct GemmShape {
   int M, N, K;
   bool transA, transB;
   int per_step = 0;  // how many a full-rank training step multiplies (bench's ceiling)
+  double flops() const { return 2.0 * M * N * K; }
 };
 
 struct GemmRate {

@@ -20,21 +20,19 @@
 
 namespace switchlora::cpu {
 
-const char* gemm_library() {
-#if defined(SWITCHLORA_SPLIT_GEMM)
-  return "blis";
-#elif defined(SWITCHLORA_CBLAS)
+const char* weight_gradient_gemm_library() {
+#if defined(SWITCHLORA_CBLAS)
   return SWITCHLORA_CBLAS;  // "openblas" or "blis", from CMake
 #else
   return "eigen";
 #endif
 }
 
-const char* weight_gradient_gemm_library() {
-#if defined(SWITCHLORA_CBLAS)
-  return SWITCHLORA_CBLAS;  // "openblas" or "blis", from CMake
+const char* gemm_library() {
+#if defined(SWITCHLORA_SPLIT_GEMM)
+  return "blis";
 #else
-  return "eigen";
+  return weight_gradient_gemm_library();  // one library for every product
 #endif
 }
 
