@@ -125,10 +125,12 @@ class Backend {
   void linear_forward(float* y, const float* x, const float* W, int N, int in, int out) {
     matmul(y, x, W, N, out, in, false, true);
   }
-  // dx (N, in) += dy @ W;   dW (out, in) += dy^T @ x
+  // dx (N, in) = dx_beta * dx + dy @ W;   dW (out, in) += dy^T @ x
+  // Gradients accumulate (dx_beta = 1); dx_beta = 0 lets dx's first writer
+  // skip the zeroing of a fresh buffer (and the GEMM's read of it).
   void linear_backward(float* dx, float* dW, const float* dy, const float* x, const float* W,
-                       int N, int in, int out) {
-    if (dx) matmul(dx, dy, W, N, in, out, false, false, 1.0f, 1.0f);
+                       int N, int in, int out, float dx_beta = 1.0f) {
+    if (dx) matmul(dx, dy, W, N, in, out, false, false, 1.0f, dx_beta);
     if (dW) matmul(dW, dy, x, out, in, N, true, false, 1.0f, 1.0f);
   }
 

@@ -36,13 +36,14 @@ void linear_layer_forward(Backend& be, const Linear& l, float* y, float* xa, con
 }
 
 void linear_layer_backward(Backend& be, const Linear& l, float* dx, float* dxa, const float* dy,
-                           const float* x, const float* xa, int N, const LoraDropout& d, float* w_merged) {
+                           const float* x, const float* xa, int N, const LoraDropout& d, float* w_merged,
+                           float dx_beta) {
   const bool merged = w_merged && lora_merge_pays(l, N, d);
   if (merged && dx) merge_weight(be, l, w_merged);  // the forward's W' is long overwritten
-  // dx += dy W (or dy W', which holds the adapter's share too). The frozen W
-  // gets no gradient: skipping dW = dy^T x is where LoRA saves a third of the
-  // backward GEMM work.
-  be.linear_backward(dx, l.W->grad, dy, x, merged ? w_merged : l.W->data, N, l.in, l.out);
+  // dx = dx_beta dx + dy W (or dy W', which holds the adapter's share too);
+  // whatever follows adds to it. The frozen W gets no gradient: skipping
+  // dW = dy^T x is where LoRA saves a third of the backward GEMM work.
+  be.linear_backward(dx, l.W->grad, dy, x, merged ? w_merged : l.W->data, N, l.in, l.out, dx_beta);
   if (l.r == 0) return;
   // dxa = s dy B                                                     (N, r)
   be.matmul(dxa, dy, l.B->data, N, l.r, l.out, false, false, l.s, 0.0f);

@@ -46,10 +46,11 @@ bool lora_merge_pays(const Linear& l, int N, const LoraDropout& d);
 void linear_layer_forward(Backend& be, const Linear& l, float* y, float* xa, const float* x, int N,
                           const LoraDropout& d = {}, float* w_merged = nullptr);
 
-// dx (N, in) += dy W [+ drop'(s (dy B) A)];  dW += dy^T x when W is trainable;
-// dB += s dy^T xa;  dA += s (dy B)^T drop(x).   dxa: (N, r) scratch.
+// dx (N, in) = dx_beta dx + dy W [+ drop'(s (dy B) A)];  dW += dy^T x when W
+// is trainable;  dB += s dy^T xa;  dA += s (dy B)^T drop(x).   dxa: (N, r)
+// scratch. dx_beta = 0 makes this layer dx's first writer: no zeroing needed.
 void linear_layer_backward(Backend& be, const Linear& l, float* dx, float* dxa, const float* dy,
                            const float* x, const float* xa, int N, const LoraDropout& d = {},
-                           float* w_merged = nullptr);
+                           float* w_merged = nullptr, float dx_beta = 1.0f);
 
 }  // namespace switchlora

@@ -239,19 +239,18 @@ void Llama::block_backward(int l, Block& b, BlockActs& a, float* dres) {
   const int NH = c.num_attention_heads, HS = c.head_size();
   const size_t NC = (size_t)N * C, NI = (size_t)N * I;
   // dres holds d(block output). The residual passes it straight to h and to
-  // the MLP output: dh = dres, d(down out) = dres.
-  be.zero(d_act_, NI * sizeof(float));
-  linear_layer_backward(be, b.down, d_act_, d_xa_, dres, a.act, a.xa[6], N, dropout(l, 6), w_merged_);
+  // the MLP output: dh = dres, d(down out) = dres. Each gradient buffer's
+  // first writer overwrites it (dx_beta 0) instead of a zeroing; the rest add to it.
+  const float overwrite = 0.0f;  // dx_beta
+  linear_layer_backward(be, b.down, d_act_, d_xa_, dres, a.act, a.xa[6], N, dropout(l, 6), w_merged_, overwrite);
   be.zero(d_gate_, NI * sizeof(float));
   be.zero(d_up_, NI * sizeof(float));
   be.swiglu_backward(d_gate_, d_up_, d_act_, a.gate, a.up, (int64_t)NI);
-  be.zero(d_ln_, NC * sizeof(float));
-  linear_layer_backward(be, b.gate, d_ln_, d_xa_, d_gate_, a.ln2, a.xa[4], N, dropout(l, 4), w_merged_);
+  linear_layer_backward(be, b.gate, d_ln_, d_xa_, d_gate_, a.ln2, a.xa[4], N, dropout(l, 4), w_merged_, overwrite);
   linear_layer_backward(be, b.up, d_ln_, d_xa_, d_up_, a.ln2, a.xa[5], N, dropout(l, 5), w_merged_);
   be.rmsnorm_backward(dres, b.ln2->grad, d_ln_, a.h, b.ln2->data, a.rstd2, N, C);  // dres is now dh
   // Attention half: h = x + o(att)  ->  dx = dh, d(o out) = dh.
-  be.zero(d_att_, NC * sizeof(float));
-  linear_layer_backward(be, b.o, d_att_, d_xa_, dres, a.att, a.xa[3], N, dropout(l, 3), w_merged_);
+  linear_layer_backward(be, b.o, d_att_, d_xa_, dres, a.att, a.xa[3], N, dropout(l, 3), w_merged_, overwrite);
   be.zero(d_qr_, NC * sizeof(float));
   be.zero(d_kr_, NC * sizeof(float));
   be.zero(d_v_, NC * sizeof(float));
@@ -260,8 +259,7 @@ void Llama::block_backward(int l, Block& b, BlockActs& a, float* dres) {
   be.zero(d_k_, NC * sizeof(float));
   be.rope_backward(d_q_, d_qr_, B, T, NH, HS, c.rope_theta);
   be.rope_backward(d_k_, d_kr_, B, T, NH, HS, c.rope_theta);
-  be.zero(d_ln_, NC * sizeof(float));
-  linear_layer_backward(be, b.q, d_ln_, d_xa_, d_q_, a.ln1, a.xa[0], N, dropout(l, 0), w_merged_);
+  linear_layer_backward(be, b.q, d_ln_, d_xa_, d_q_, a.ln1, a.xa[0], N, dropout(l, 0), w_merged_, overwrite);
   linear_layer_backward(be, b.k, d_ln_, d_xa_, d_k_, a.ln1, a.xa[1], N, dropout(l, 1), w_merged_);
   linear_layer_backward(be, b.v, d_ln_, d_xa_, d_v_, a.ln1, a.xa[2], N, dropout(l, 2), w_merged_);
   be.rmsnorm_backward(dres, b.ln1->grad, d_ln_, a.x, b.ln1->data, a.rstd1, N, C);  // dres is now dx
@@ -275,8 +273,7 @@ void Llama::backward(float grad_scale) {
   // the logits (nothing reads them after the loss).
   float* d_logits = logits_;
   be.cross_entropy_backward(d_logits, logits_, lse_ce_, targets_, grad_scale / N, N, V);
-  be.zero(d_ln_, (size_t)N * C * sizeof(float));
-  be.linear_backward(d_ln_, lm_head->grad, d_logits, lnf_, lm_head->data, N, C, V);
+  be.linear_backward(d_ln_, lm_head->grad, d_logits, lnf_, lm_head->data, N, C, V, 0.0f);  // d_ln_ = ...
   be.zero(d_res_, (size_t)N * C * sizeof(float));
   be.rmsnorm_backward(d_res_, norm_f->grad, d_ln_, res_final_, norm_f->data, rstdf_, N, C);
   for (int l = c.num_hidden_layers - 1; l >= 0; l--) block_backward(l, blocks[l], block_acts_[l], d_res_);

@@ -155,6 +155,42 @@ TEST_CASE("a LoRA layer through the merged weight computes what it computes unme
   CHECK(merged.y != plain.y);    // the merged path did run: a different order of sums
 }
 
+TEST_CASE("dx_beta 0 writes dx over whatever it held: the bits of accumulating into zeros") {
+  // The model lets each gradient buffer's first writer overwrite it instead
+  // of zeroing it (model/llama.cpp): every path of the layer must then write
+  // all of dx, NaN before it included, and add the rest on top.
+  Backend& be = cpu_backend();
+  const int N = 64, in = 24, out = 16, r = 4;
+  ParamStore params;
+  const int iW = params.add("W", out, in, false), iA = params.add("A", r, in, true, StepCounter::kPerRow),
+            iB = params.add("B", out, r, true, StepCounter::kPerColumn);
+  params.allocate(be);
+  Rng rng{6, 0, 0};
+  std::vector<float> x((size_t)N * in), y((size_t)N * out), dy(y.size()), xa((size_t)N * r), dxa(xa.size());
+  for (float& v : x) v = rng.normal();
+  for (float& v : dy) v = rng.normal();
+  std::vector<float> w_merged((size_t)out * in), drop_x(x.size()), drop_dx(x.size());
+  const LoraDropout none{}, dropout{0.25f, 7, 3, drop_x.data(), drop_dx.data()};
+  struct Path { const char* name; int r; const LoraDropout* d; float* w_merged; };
+  for (const Path& path : {Path{"full rank", 0, &none, nullptr}, Path{"LoRA merged", r, &none, w_merged.data()},
+                           Path{"LoRA unmerged", r, &none, nullptr}, Path{"LoRA with dropout", r, &dropout, nullptr}}) {
+    INFO(path.name);
+    Linear l{"layer", in, out, path.r, 0.5f, &params[iW], path.r ? &params[iA] : nullptr,
+             path.r ? &params[iB] : nullptr};
+    for (Param* p : {l.W, l.A, l.B})
+      if (p) fill_normal(params, *p, 3, 0.5f);
+    linear_layer_forward(be, l, y.data(), xa.data(), x.data(), N, *path.d, path.w_merged);  // for xa
+    std::vector<float> added((size_t)N * in, 0.0f), written((size_t)N * in, std::nanf(""));
+    linear_layer_backward(be, l, added.data(), dxa.data(), dy.data(), x.data(), xa.data(), N, *path.d, path.w_merged);
+    linear_layer_backward(be, l, written.data(), dxa.data(), dy.data(), x.data(), xa.data(), N, *path.d,
+                          path.w_merged, 0.0f);
+    CHECK(written == added);
+    std::vector<float> twice = added;  // and dx_beta 1 still adds
+    linear_layer_backward(be, l, twice.data(), dxa.data(), dy.data(), x.data(), xa.data(), N, *path.d, path.w_merged);
+    for (size_t i = 0; i < twice.size(); i++) REQUIRE(twice[i] == doctest::Approx(2 * added[i]).epsilon(1e-5));
+  }
+}
+
 TEST_CASE("LoRA model gradients with adapter dropout match finite differences (grad)") {
   LlamaConfig c = tiny_config();
   LoraOptions lo{true, 4, 8.0f, "switchlora", 0.3f};
