@@ -4,11 +4,13 @@
 
 namespace switchlora {
 
-bool lora_merge_pays(const Linear& l, int N, const LoraDropout& d) {
+bool lora_merge_pays(int N, int in, int out, int r, float dropout) {
   // Merging costs about as much as one rank-r update of W's own size, and
   // saves one of N rows: require N to be at least twice either side of W.
-  return l.r > 0 && d.p == 0 && N >= 2 * std::max(l.in, l.out);
+  return r > 0 && dropout == 0 && N >= 2 * std::max(in, out);
 }
+
+bool lora_merge_pays(const Linear& l, int N, const LoraDropout& d) { return lora_merge_pays(N, l.in, l.out, l.r, d.p); }
 
 // w (out, in) = W + s B A
 static void merge_weight(Backend& be, const Linear& l, float* w) {

@@ -41,6 +41,8 @@ struct LoraDropout {
 // LoRA step (docs/PERFORMANCE.md). It pays when the batch has more rows than
 // W has on either side; w_merged is (out, in) scratch, and null means never merge.
 bool lora_merge_pays(const Linear& l, int N, const LoraDropout& d);
+// The same rule on the sizes alone (bench --gemm_shapes: which products a step has).
+bool lora_merge_pays(int N, int in, int out, int r, float dropout);
 
 // y (N, out) = x W^T [+ s xa B^T];  xa (N, r) = drop(x) A^T is saved for backward.
 void linear_layer_forward(Backend& be, const Linear& l, float* y, float* xa, const float* x, int N,

@@ -3,11 +3,14 @@
 #include <doctest/doctest.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "engine/ops.h"
 #include "tests/cli.h"
@@ -91,15 +94,8 @@ TEST_CASE("bench --profile names every phase of a SwitchLoRA step, and the phase
   CHECK(sum >= total * 0.9 - 0.005 * (double)p.size());
 }
 
-// --gemm_shapes: a row per library for the square and every GEMM of the
-// model, and the full-rank ceiling recomputed here from the printed rates
-// with the model's own count (small_config above: C 64, I 96, L 2, V 256;
-// bench's tokens: batch 2 x 32).
-TEST_CASE("bench --gemm_shapes lists the model's GEMMs, and its ceiling is their FLOPs at those rates") {
-  std::string out;
-  const nlohmann::json j = bench("--gemm_shapes", &out);
-  const double C = 64, I = 96, L = 2, V = 256, T = 32, N = 2 * 32;
-  // name -> (M N K, the best library's rate); libraries in the header line.
+// --gemm_shapes' table: name -> (2 M N K, the best library's rate).
+static std::map<std::string, std::pair<double, double>> gemm_rows(const std::string& out, const nlohmann::json& j) {
   std::map<std::string, std::pair<double, double>> rows;
   std::istringstream lines(out.substr(out.find("GFLOP/s, best of rounds")));
   std::string line;
@@ -117,6 +113,18 @@ TEST_CASE("bench --gemm_shapes lists the model's GEMMs, and its ceiling is their
     name.erase(name.find_last_not_of(' ') + 1);
     rows[name] = {2 * m * n * k, best};
   }
+  return rows;
+}
+
+// --gemm_shapes: a row per library for the square and every GEMM of the
+// model, and the full-rank ceiling recomputed here from the printed rates
+// with the model's own count (small_config above: C 64, I 96, L 2, V 256;
+// bench's tokens: batch 2 x 32).
+TEST_CASE("bench --gemm_shapes lists the model's GEMMs, and its ceiling is their FLOPs at those rates") {
+  std::string out;
+  const nlohmann::json j = bench("--gemm_shapes", &out);
+  const double C = 64, I = 96, L = 2, V = 256, T = 32, N = 2 * 32;
+  std::map<std::string, std::pair<double, double>> rows = gemm_rows(out, j);
   const std::pair<const char*, double> per_step[] = {
       {"q,k,v,o forward  x W^T", 4 * L}, {"q,k,v,o dx       dy W", 4 * L}, {"q,k,v,o dW       dy^T x", 4 * L},
       {"gate,up forward  x W^T", 2 * L}, {"gate,up dx       dy W", 2 * L}, {"gate,up dW       dy^T x", 2 * L},
@@ -141,9 +149,55 @@ TEST_CASE("bench --gemm_shapes lists the model's GEMMs, and its ceiling is their
   const double got = j.at("gemm_ceiling").get<double>();
   CAPTURE(out);
   CHECK(std::abs(got - ceiling) <= 2 * 0.05 / slowest * ceiling + 0.0005);
+  CHECK_FALSE(j.contains("lora_gemm_ms"));
+}
 
-  // A LoRA step adds its skinny products and has no full-rank ceiling.
-  const nlohmann::json lora = bench("--gemm_shapes --use_lora --lora_rank 4", &out);
-  CHECK(out.find("LoRA x A^T") != std::string::npos);
-  CHECK_FALSE(lora.contains("gemm_ceiling"));
+// With adapters, --gemm_shapes adds LoRA's products for each kind of layer,
+// those of the path the layer takes at the batch: at 2 x 32 tokens no layer
+// merges (N < 2 max(in, out)), at 8 x 32 every one does (lora_merge_pays).
+// lora_gemm_ms is their time a step at the printed rates.
+TEST_CASE("bench --gemm_shapes lists LoRA's products of the path each layer takes, and their time a step") {
+  const double C = 64, I = 96, L = 2, r = 4;
+  for (const int batch : {2, 8}) {
+    const bool merged = batch == 8;
+    CAPTURE(batch);
+    std::string out;
+    const nlohmann::json j = bench("--gemm_shapes --use_lora --lora_rank 4 --batch_size " + std::to_string(batch), &out);
+    CAPTURE(out);
+    CHECK_FALSE(j.contains("gemm_ceiling"));  // a full-rank step's bound only
+    std::map<std::string, std::pair<double, double>> rows = gemm_rows(out, j);
+    const double N = batch * 32;
+    struct Kind {
+      const char* name;
+      double in, out, count;
+    };
+    double sec = 0, slowest = INFINITY;
+    size_t lora_rows = 0;
+    for (const Kind& k : {Kind{"q,k,v,o", C, C, 4 * L}, Kind{"gate,up", C, I, 2 * L}, Kind{"down", I, C, L}}) {
+      // product -> (M N K, how many a step multiplies)
+      std::vector<std::pair<std::string, std::pair<double, double>>> products = {
+          {"x A^T", {N * r * k.in, k.count}},
+          {"dxa dy B", {N * r * k.out, k.count}},
+          {"dB dy^T xa", {k.out * r * N, k.count}},
+          {"dA dxa^T x", {r * k.in * N, k.count}}};
+      if (merged) {
+        products.push_back({"merge B A", {k.out * k.in * r, 2 * k.count}});  // forward, and again for dx
+      } else {
+        products.push_back({"xa B^T", {N * k.out * r, k.count}});
+        products.push_back({"dx dxa A", {N * k.in * r, k.count}});
+      }
+      for (const auto& [what, mnk_count] : products) {
+        const std::string name = std::string(k.name) + " LoRA " + what;
+        CAPTURE(name);
+        REQUIRE(rows.count(name));
+        CHECK(rows[name].first == doctest::Approx(2 * mnk_count.first));
+        sec += mnk_count.second * rows[name].first / (rows[name].second * 1e9);
+        slowest = std::min(slowest, rows[name].second);
+        lora_rows++;
+      }
+    }
+    CHECK(rows.size() == 1 + 12 + lora_rows);  // the square, full rank's twelve, LoRA's
+    const double got = j.at("lora_gemm_ms").get<double>();
+    CHECK(std::abs(got - 1000 * sec) <= 2 * 0.05 / slowest * 1000 * sec + 0.005);
+  }
 }

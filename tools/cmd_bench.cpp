@@ -13,19 +13,22 @@
 // fraction_of_gemm = best_gflops / gemm_gflops. --profile adds the time per
 // phase of a step; --gemm_shapes every library's rate at the model's shapes
 // and, for full rank, "gemm_ceiling": the largest fraction_of_gemm those
-// rates allow.
+// rates allow; with LoRA adapters, "lora_gemm_ms": their products' time a
+// step at those rates.
 #include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <string>
 #include <vector>
 
 #include "engine/error.h"
 #include "engine/ops.h"
 #include "engine/profile.h"
 #include "engine/rng.h"
+#include "model/linear.h"
 #include "tools/commands.h"
 #include "tools/gemm_yardstick.h"
 #include "train/flags.h"
@@ -42,29 +45,44 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 // The model's GEMMs, one of each kind (--gemm_shapes): forward, input and
 // weight gradients of the linear layers and lm_head, each with how many a
 // full-rank step multiplies (L layers: q, k, v, o are 4 a layer, gate and up
-// 2, down 1), then LoRA's skinny products.
-std::vector<GemmShape> model_shapes(const LlamaConfig& c, int N, int r) {
+// 2, down 1).
+std::vector<GemmShape> full_rank_shapes(const LlamaConfig& c, int N) {
   const int C = c.hidden_size, I = c.intermediate_size, V = c.vocab_size, L = c.num_hidden_layers;
-  std::vector<GemmShape> s = {{"q,k,v,o forward  x W^T", N, C, C, false, true, 4 * L},
-                              {"q,k,v,o dx       dy W", N, C, C, false, false, 4 * L},
-                              {"q,k,v,o dW       dy^T x", C, C, N, true, false, 4 * L},
-                              {"gate,up forward  x W^T", N, I, C, false, true, 2 * L},
-                              {"gate,up dx       dy W", N, C, I, false, false, 2 * L},
-                              {"gate,up dW       dy^T x", I, C, N, true, false, 2 * L},
-                              {"down forward     x W^T", N, C, I, false, true, L},
-                              {"down dx          dy W", N, I, C, false, false, L},
-                              {"down dW          dy^T x", C, I, N, true, false, L},
-                              {"lm_head forward  x W^T", N, V, C, false, true, 1},
-                              {"lm_head dx       dy W", N, C, V, false, false, 1},
-                              {"lm_head dW       dy^T x", V, C, N, true, false, 1}};
-  if (r > 0) {
-    s.push_back({"LoRA x A^T", N, r, C, false, true});
-    s.push_back({"LoRA xa B^T", N, C, r, false, true});
-    s.push_back({"LoRA dxa   dy B", N, r, C, false, false});
-    s.push_back({"LoRA dB    dy^T xa", C, r, N, true, false});
-    s.push_back({"LoRA dA    dxa^T x", r, C, N, true, false});
-    s.push_back({"LoRA dx    dxa A", N, C, r, false, false});
-    s.push_back({"LoRA merge B A", C, C, r, false, false});
+  return {{"q,k,v,o forward  x W^T", N, C, C, false, true, 4 * L},
+          {"q,k,v,o dx       dy W", N, C, C, false, false, 4 * L},
+          {"q,k,v,o dW       dy^T x", C, C, N, true, false, 4 * L},
+          {"gate,up forward  x W^T", N, I, C, false, true, 2 * L},
+          {"gate,up dx       dy W", N, C, I, false, false, 2 * L},
+          {"gate,up dW       dy^T x", I, C, N, true, false, 2 * L},
+          {"down forward     x W^T", N, C, I, false, true, L},
+          {"down dx          dy W", N, I, C, false, false, L},
+          {"down dW          dy^T x", C, I, N, true, false, L},
+          {"lm_head forward  x W^T", N, V, C, false, true, 1},
+          {"lm_head dx       dy W", N, C, V, false, false, 1},
+          {"lm_head dW       dy^T x", V, C, N, true, false, 1}};
+}
+
+// LoRA's products for each kind of layer (in -> out), as many as a step
+// multiplies, on the path model/linear.cpp takes at this batch: a merged
+// layer (lora_merge_pays) forms W + s B A twice a step (for the forward and
+// again for dx) in place of the rank-r updates of N rows, xa B^T and dxa A.
+std::vector<GemmShape> lora_shapes(const LlamaConfig& c, int N, int r, float dropout) {
+  const int C = c.hidden_size, I = c.intermediate_size, L = c.num_hidden_layers;
+  struct Kind {
+    const char* name;
+    int in, out, count;
+  };
+  std::vector<GemmShape> s;
+  for (const Kind& k : {Kind{"q,k,v,o", C, C, 4 * L}, Kind{"gate,up", C, I, 2 * L}, Kind{"down", I, C, L}}) {
+    const std::string name = std::string(k.name) + " LoRA ";
+    const bool merged = lora_merge_pays(N, k.in, k.out, r, dropout);
+    s.push_back({name + "x A^T", N, r, k.in, false, true, k.count});
+    if (!merged) s.push_back({name + "xa B^T", N, k.out, r, false, true, k.count});
+    s.push_back({name + "dxa dy B", N, r, k.out, false, false, k.count});
+    s.push_back({name + "dB dy^T xa", k.out, r, N, true, false, k.count});
+    s.push_back({name + "dA dxa^T x", r, k.in, N, true, false, k.count});
+    if (merged) s.push_back({name + "merge B A", k.out, k.in, r, false, false, 2 * k.count});
+    else s.push_back({name + "dx dxa A", N, k.in, r, false, false, k.count});
   }
   return s;
 }
@@ -165,12 +183,18 @@ int cmd_bench(int argc, char** argv) {
   const double fraction = best_gflops / best->gflops[0];
 
   double ceiling = 0;  // the GEMM-only bound on a full-rank step's fraction (below)
+  double lora_gemm_ms = 0;  // LoRA's products at their shapes' best rates (below)
   if (gemm_shapes) {
     const int N = o.batch_size * o.max_length;
     // The square among them, so the ceiling below compares rates measured
     // in the same interleaved rounds.
-    std::vector<GemmShape> shapes = model_shapes(config, N, r);
+    std::vector<GemmShape> shapes = full_rank_shapes(config, N);
     shapes.insert(shapes.begin(), square[0]);
+    const size_t first_lora = shapes.size();
+    if (r > 0) {
+      const std::vector<GemmShape> lora = lora_shapes(config, N, r, o.lora.lora_dropout);
+      shapes.insert(shapes.end(), lora.begin(), lora.end());
+    }
     const std::vector<GemmRate> at = measure_gemm_rates(be, shapes, gemm_rounds);
     std::printf("%-26s %16s", "GFLOP/s, best of rounds", "M x N x K");
     for (const GemmRate& g : at) std::printf(" %9s", g.library.c_str());
@@ -188,17 +212,26 @@ int cmd_bench(int argc, char** argv) {
     // everything else free, as a fraction of the square's best rate in
     // these same rounds. A full-rank step of this shape reaches a larger
     // fraction_of_gemm only by multiplying faster than the libraries do.
+    std::vector<double> rate(shapes.size(), 0.0);  // the best library's, per shape
+    for (size_t j = 0; j < shapes.size(); j++)
+      for (const GemmRate& g : at) rate[j] = std::max(rate[j], g.gflops[j]);
+    auto ms_at_best_rates = [&](size_t from, size_t to) {  // shapes [from, to), each as many as a step has
+      double sec = 0;
+      for (size_t j = from; j < to; j++) sec += shapes[j].per_step * shapes[j].flops() / (rate[j] * 1e9);
+      return 1000 * sec;
+    };
     if (o.method == "full") {
-      std::vector<double> rate(shapes.size(), 0.0);  // the best library's, per shape
-      for (size_t j = 0; j < shapes.size(); j++)
-        for (const GemmRate& g : at) rate[j] = std::max(rate[j], g.gflops[j]);
-      double gemm_sec = 0;
-      for (size_t j = 1; j < shapes.size(); j++)
-        gemm_sec += shapes[j].per_step * shapes[j].flops() / (rate[j] * 1e9);
+      const double gemm_sec = ms_at_best_rates(1, first_lora) / 1000;
       const double attention_sec = 12 * L * o.max_length * C * N / (rate[0] * 1e9);
       ceiling = flops_per_token * N / (gemm_sec + attention_sec) / 1e9 / rate[0];
       std::printf("GEMM-only ceiling of a full-rank step: its GEMMs %.1f ms at these rates, %.3f of the "
                   "square's %.1f GFLOP/s\n", 1000 * gemm_sec, ceiling, rate[0]);
+    }
+    // LoRA's products alone, each at its best library's rate: what the
+    // profile's "GEMM LoRA adapters" would be if they ran as fast in the step.
+    if (r > 0) {
+      lora_gemm_ms = ms_at_best_rates(first_lora, shapes.size());
+      std::printf("LoRA's products: %.1f ms a step at these rates\n", lora_gemm_ms);
     }
   }
   if (profile) {
@@ -224,6 +257,11 @@ int cmd_bench(int argc, char** argv) {
   if (ceiling > 0) {
     char c[64];
     std::snprintf(c, sizeof c, ", \"gemm_ceiling\": %.3f", ceiling);
+    tail += c;
+  }
+  if (lora_gemm_ms > 0) {
+    char c[64];
+    std::snprintf(c, sizeof c, ", \"lora_gemm_ms\": %.2f", lora_gemm_ms);
     tail += c;
   }
   if (profile) {

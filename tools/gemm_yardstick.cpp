@@ -122,15 +122,22 @@ std::vector<GemmRate> measure_gemm_rates(Backend& be, const std::vector<GemmShap
     for (size_t j = 0; j < shapes.size(); j++) {
       const GemmShape& s = shapes[j];
       const double flops = s.flops();
-      // Enough calls for about 2 GFLOP (CPU) or 200 GFLOP (GPU) a round.
+      // Enough calls for about 2 GFLOP (CPU) or 200 GFLOP (GPU) a round, or
+      // a quarter of a second where a shape is so small that its calls'
+      // fixed costs rule (the model's shapes take ~10-20 ms on this kind
+      // of CPU; a test's tiny model would take seconds).
       const int calls = std::max(1, (int)((be.device() == Device::kCpu ? 2e9 : 2e11) / flops));
       for (size_t i = 0; i < libs.size(); i++) {
         libs[i].gemm(s, a.data(), b.data(), c.data());  // warm: threads, packing buffers
         be.synchronize();
         const auto t0 = std::chrono::steady_clock::now();
-        for (int k = 0; k < calls; k++) libs[i].gemm(s, a.data(), b.data(), c.data());
+        int done = 0;
+        while (done < calls && (done < 3 || seconds_since(t0) < 0.25)) {
+          libs[i].gemm(s, a.data(), b.data(), c.data());
+          done++;
+        }
         be.synchronize();
-        rates[i].gflops[j] = std::max(rates[i].gflops[j], flops * calls / seconds_since(t0) / 1e9);
+        rates[i].gflops[j] = std::max(rates[i].gflops[j], flops * done / seconds_since(t0) / 1e9);
       }
     }
   return rates;
