@@ -162,7 +162,8 @@ TEST_CASE("bench --gemm_shapes lists LoRA's products of the path each layer take
     const bool merged = batch == 8;
     CAPTURE(batch);
     std::string out;
-    const nlohmann::json j = bench("--gemm_shapes --use_lora --lora_rank 4 --batch_size " + std::to_string(batch), &out);
+    const nlohmann::json j =
+        bench("--gemm_shapes --use_lora --lora_rank 4 --batch_size " + std::to_string(batch), &out);
     CAPTURE(out);
     CHECK_FALSE(j.contains("gemm_ceiling"));  // a full-rank step's bound only
     std::map<std::string, std::pair<double, double>> rows = gemm_rows(out, j);
