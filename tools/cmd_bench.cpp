@@ -206,22 +206,22 @@ int cmd_bench(int argc, char** argv) {
       for (const GemmRate& g : at) std::printf(" %9.1f", g.gflops[j]);
       std::printf("\n");
     }
+    std::vector<double> rate(shapes.size(), 0.0);  // the best library's, per shape
+    for (size_t j = 0; j < shapes.size(); j++)
+      for (const GemmRate& g : at) rate[j] = std::max(rate[j], g.gflops[j]);
+    auto sec_at_best_rates = [&](size_t from, size_t to) {  // shapes [from, to), each as many as a step has
+      double sec = 0;
+      for (size_t j = from; j < to; j++) sec += shapes[j].per_step * shapes[j].flops() / (rate[j] * 1e9);
+      return sec;
+    };
     // The ceiling: a full-rank step's FLOPs over the time its GEMMs alone
     // would take, each at the best library's rate at its shape (measured
     // alone, hot in cache), attention's products at the square's rate and
     // everything else free, as a fraction of the square's best rate in
     // these same rounds. A full-rank step of this shape reaches a larger
     // fraction_of_gemm only by multiplying faster than the libraries do.
-    std::vector<double> rate(shapes.size(), 0.0);  // the best library's, per shape
-    for (size_t j = 0; j < shapes.size(); j++)
-      for (const GemmRate& g : at) rate[j] = std::max(rate[j], g.gflops[j]);
-    auto ms_at_best_rates = [&](size_t from, size_t to) {  // shapes [from, to), each as many as a step has
-      double sec = 0;
-      for (size_t j = from; j < to; j++) sec += shapes[j].per_step * shapes[j].flops() / (rate[j] * 1e9);
-      return 1000 * sec;
-    };
     if (o.method == "full") {
-      const double gemm_sec = ms_at_best_rates(1, first_lora) / 1000;
+      const double gemm_sec = sec_at_best_rates(1, first_lora);
       const double attention_sec = 12 * L * o.max_length * C * N / (rate[0] * 1e9);
       ceiling = flops_per_token * N / (gemm_sec + attention_sec) / 1e9 / rate[0];
       std::printf("GEMM-only ceiling of a full-rank step: its GEMMs %.1f ms at these rates, %.3f of the "
@@ -230,7 +230,7 @@ int cmd_bench(int argc, char** argv) {
     // LoRA's products alone, each at its best library's rate: what the
     // profile's "GEMM LoRA adapters" would be if they ran as fast in the step.
     if (r > 0) {
-      lora_gemm_ms = ms_at_best_rates(first_lora, shapes.size());
+      lora_gemm_ms = 1000 * sec_at_best_rates(first_lora, shapes.size());
       std::printf("LoRA's products: %.1f ms a step at these rates\n", lora_gemm_ms);
     }
   }
